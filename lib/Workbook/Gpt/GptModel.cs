@@ -192,8 +192,11 @@ public sealed class GptModel : Module<Tensor, Tensor>
     /// <param name="padding">Bool <c>[B, past+T]</c>, true where a key position is padding and must not be attended to.</param>
     /// <param name="hiddenStates">If given, receives the embeddings, the residual stream after each block but the last,
     /// and the output of <c>ln_f</c> (Hugging Face's <c>output_hidden_states</c>); the caller disposes them.</param>
+    /// <param name="lastPositionOnly">Return logits <c>[B, 1, V]</c> for the last position only: generation needs no
+    /// more, and the LM head is the most expensive layer of a small model.</param>
     /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, or runs past the context length.</exception>
-    public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null, List<Tensor>? hiddenStates = null)
+    public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null, List<Tensor>? hiddenStates = null,
+        bool lastPositionOnly = false)
     {
         if (idx.dim() != 2) throw new ArgumentException($"Token ids must be [batch, time], got shape [{string.Join(", ", idx.shape)}].", nameof(idx));
         if (idx.dtype != ScalarType.Int64) throw new ArgumentException($"Token ids must be int64, got {idx.dtype}.", nameof(idx));
@@ -217,6 +220,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
         cache?.Advance((int)T);
         x = ln_f.forward(x);
         hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
+        if (lastPositionOnly) x = x.narrow(1, T - 1, 1);
         // Weight tying: the LM head scores each token by the dot product with its own input embedding.
         return F.linear(x, wte.weight!).MoveToOuterDisposeScope();
     }

@@ -227,9 +227,9 @@ public sealed class TextGenerator
                             for (int s = 0; s < total; s++) mask[b * total + s] = windowStart + s < pad[b];
                         padding = tensor(mask, [B, total], device: device);
                     }
-                    var logits = model.Forward(tensor(ids, [B, T], device: device), cache, tensor(positions, [B, T], device: device), padding);
+                    var logits = model.Forward(tensor(ids, [B, T], device: device), cache, tensor(positions, [B, T], device: device), padding, lastPositionOnly: true);
                     fed = total;
-                    var last = logits.select(1, T - 1);
+                    var last = logits.select(1, 0);
                     if (vocabLimit is int limit && limit < cfg.VocabSize)
                         last = last.index_fill(-1, arange(limit, cfg.VocabSize, device: device), double.NegativeInfinity);
                     var (nextIds, nextProbs) = Sampling.Next(last, options, seen, generator);
