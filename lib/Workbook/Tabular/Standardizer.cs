@@ -47,14 +47,14 @@ public sealed class Standardizer : IDisposable
         if (nanCount > 0 && !imputeMissing)
             throw new ArgumentException($"The training features contain {nanCount} NaN value(s); pass imputeMissing: true to fill them with the training mean, or clean the data first.", nameof(train));
         var observed = (~nan).to_type(ScalarType.Float64);
-        var count = observed.sum(0);
+        var count = observed.sum(dim: 0);
         var empty = (count == 0).nonzero();
         if (empty.shape[0] > 0)
             throw new ArgumentException($"Feature column {empty[0, 0].item<long>()} has no observed (non-NaN) value in the training rows; drop it.", nameof(train));
         var filled = x.nan_to_num(0.0);
-        var mean = filled.sum(0) / count;
+        var mean = filled.sum(dim: 0) / count;
         var centered = (filled - mean) * observed;
-        var std = (centered.pow(2).sum(0) / count).sqrt();
+        var std = (centered.pow(2).sum(dim: 0) / count).sqrt();
         std = where(std > 1e-12, std, ones_like(std));
         return new Standardizer(mean, std, train.shape[0], imputeMissing);
     }
