@@ -226,6 +226,15 @@ public sealed class PreflightCheckTests : IDisposable
     }
 
     [Fact]
+    public void Repository_data_matches_its_manifest()
+    {
+        // Guards data/checksums.sha256: a changed or deleted data file fails here (new unlisted files only warn).
+        var rows = new DataFilesCheck(Path.Combine(TestSetup.RepoRoot, "data")).Run();
+        Assert.DoesNotContain(rows, r => r.Status == CheckStatus.Fail);
+        Assert.Contains(rows, r => r.Status == CheckStatus.Pass && r.Detail.Contains("all checksums match"));
+    }
+
+    [Fact]
     public void Calibration_measures_positive_rates()
     {
         var r = Calibration.Measure(TimeSpan.FromMilliseconds(300));
