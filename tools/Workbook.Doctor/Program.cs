@@ -103,6 +103,12 @@ static class Doctor
             table.AddRow(Markup.Escape(r.Check), status, Markup.Escape(r.Detail), Markup.Escape(r.Fix ?? ""));
         }
         AnsiConsole.Write(table);
+        // The problems again as plain lines: nothing wrapped, commands copy-paste cleanly (and CI logs stay greppable).
+        foreach (var r in results.Where(r => r.Status != CheckStatus.Pass))
+        {
+            Console.WriteLine($"{(r.Status == CheckStatus.Fail ? "FAIL" : "warn")} {r.Check}: {r.Detail}");
+            if (r.Fix is not null) Console.WriteLine($"     fix: {r.Fix}");
+        }
         int failed = results.Count(r => r.Status == CheckStatus.Fail);
         int warned = results.Count(r => r.Status == CheckStatus.Warn);
         AnsiConsole.MarkupLine(failed > 0
