@@ -123,7 +123,7 @@ static class Doctor
         TorchRuntime.EnsureLoaded();
         var cal = Calibration.Measure(TimeSpan.FromSeconds(seconds > 0 ? seconds : 10));
         var costs = NotebookCosts.Read(costsPath);
-        var source = $"{Path.GetFileName(reportPath)} on {Environment.MachineName}, {Environment.ProcessorCount} threads, score {cal.Score:F1}, {DateTime.UtcNow:yyyy-MM-dd}";
+        var source = $"{reportPath} on {Environment.MachineName}: {Environment.ProcessorCount} threads, calibration score {cal.Score:F1}, {DateTime.UtcNow:yyyy-MM-dd}";
         int n = NotebookCosts.Record(costs, File.ReadAllText(reportPath), cal.Score, source);
         NotebookCosts.Write(costsPath, costs);
         Console.WriteLine($"Calibration score {cal.Score:F1}; recorded {n} notebook(s) into {costsPath}.");

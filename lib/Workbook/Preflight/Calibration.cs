@@ -23,40 +23,50 @@ public sealed record CalibrationResult(double MatmulPerSecond, double ConvPerSec
 /// <summary>A fixed small workload (matmul, convolution, MLP training step) timed for a few seconds.</summary>
 public static class Calibration
 {
-    /// <summary>Runs each of the three kernels for a third of <paramref name="budget"/> (after a warm-up) and returns the rates.</summary>
-    public static CalibrationResult Measure(TimeSpan budget)
+    /// <summary>
+    /// Runs the three kernels in <paramref name="rounds"/> rounds (after a warm-up), each kernel for
+    /// budget / (3 × rounds) per round, and keeps each kernel's median rate: a burst of load from another process
+    /// spoils one round, not the result.
+    /// </summary>
+    public static CalibrationResult Measure(TimeSpan budget, int rounds = 3)
     {
+        if (rounds < 1) throw new ArgumentOutOfRangeException(nameof(rounds), rounds, "rounds must be at least 1.");
         var total = Stopwatch.StartNew();
-        var slice = budget / 3;
+        var slice = budget / (3 * rounds);
         var gen = new Generator(1234);
         using var a = randn(512, 512, generator: gen);
         using var b = randn(512, 512, generator: gen);
-        double matmul = Rate(slice, () => { using var c = a.matmul(b); });
-
         using var images = randn(new long[] { 16, 3, 32, 32 }, generator: gen);
         using var conv1 = nn.Conv2d(3, 32, 3, padding: 1);
         using var conv2 = nn.Conv2d(32, 64, 3, padding: 1);
-        double conv;
-        using (no_grad())
-            conv = Rate(slice, () => { using var s = NewDisposeScope(); conv2.forward(nn.functional.relu(conv1.forward(images))); });
-
         using var x = randn(256, 256, generator: gen);
         using var y = randint(0, 10, new long[] { 256 }, generator: gen);
         using var mlp = nn.Sequential(("fc1", nn.Linear(256, 512)), ("relu", nn.ReLU()), ("fc2", nn.Linear(512, 10)));
         using var opt = optim.SGD(mlp.parameters(), 0.01);
-        double mlpRate = Rate(slice, () =>
+
+        Action matmul = () => { using var c = a.matmul(b); };
+        Action conv = () => { using var s = NewDisposeScope(); using var g = no_grad(); conv2.forward(nn.functional.relu(conv1.forward(images))); };
+        Action step = () =>
         {
             using var s = NewDisposeScope();
             opt.zero_grad();
             nn.functional.cross_entropy(mlp.forward(x), y).backward();
             opt.step();
-        });
-        return new CalibrationResult(matmul, conv, mlpRate, total.Elapsed.TotalSeconds);
+        };
+        var rates = new List<double>[] { new(), new(), new() };
+        for (int r = 0; r < rounds; r++)
+        {
+            rates[0].Add(Rate(slice, matmul, warmup: r == 0));
+            rates[1].Add(Rate(slice, conv, warmup: r == 0));
+            rates[2].Add(Rate(slice, step, warmup: r == 0));
+        }
+        static double Median(List<double> v) { var o = v.Order().ToArray(); return o.Length % 2 == 1 ? o[o.Length / 2] : (o[o.Length / 2 - 1] + o[o.Length / 2]) / 2; }
+        return new CalibrationResult(Median(rates[0]), Median(rates[1]), Median(rates[2]), total.Elapsed.TotalSeconds);
     }
 
-    static double Rate(TimeSpan slice, Action step)
+    static double Rate(TimeSpan slice, Action step, bool warmup)
     {
-        for (int i = 0; i < 3; i++) step(); // warm-up: allocator, thread pool, kernel selection
+        if (warmup) for (int i = 0; i < 3; i++) step(); // allocator, thread pool, kernel selection
         var sw = Stopwatch.StartNew();
         long n = 0;
         do { step(); n++; } while (sw.Elapsed < slice);
@@ -68,8 +78,9 @@ public static class Calibration
 /// <param name="Notebook">Path relative to notebooks/, e.g. "08-your-own-data.ipynb".</param>
 /// <param name="QuickUnits">Quick run seconds × score, or null when not measured.</param>
 /// <param name="FullUnits">Full run seconds × score, or null when not measured.</param>
-/// <param name="Source">Where the numbers come from (runner report, machine, date).</param>
-public sealed record NotebookCost(string Notebook, double? QuickUnits, double? FullUnits, string Source);
+/// <param name="QuickSource">Where the Quick number comes from (machine, threads, score, date).</param>
+/// <param name="FullSource">Where the Full number comes from.</param>
+public sealed record NotebookCost(string Notebook, double? QuickUnits, double? FullUnits, string? QuickSource = null, string? FullSource = null);
 
 /// <summary>
 /// The per-notebook cost factors (tools/Workbook.Doctor/notebook-costs.json). Recorded from a runner report:
@@ -86,7 +97,7 @@ public static class NotebookCosts
         if (!File.Exists(path)) return new List<NotebookCost>();
         var root = JsonNode.Parse(File.ReadAllText(path))!;
         return root["notebooks"]!.AsArray().Select(n => new NotebookCost(
-            (string)n!["notebook"]!, (double?)n["quick_units"], (double?)n["full_units"], (string?)n["source"] ?? "")).ToList();
+            (string)n!["notebook"]!, (double?)n["quick_units"], (double?)n["full_units"], (string?)n["quick_source"], (string?)n["full_source"])).ToList();
     }
 
     /// <summary>Writes the costs file, notebooks sorted by name.</summary>
@@ -97,7 +108,8 @@ public static class NotebookCosts
             ["notebook"] = c.Notebook,
             ["quick_units"] = c.QuickUnits is { } q ? Math.Round(q, 1) : null,
             ["full_units"] = c.FullUnits is { } f ? Math.Round(f, 1) : null,
-            ["source"] = c.Source,
+            ["quick_source"] = c.QuickSource,
+            ["full_source"] = c.FullSource,
         }).ToArray());
         var root = new JsonObject
         {
@@ -125,8 +137,8 @@ public static class NotebookCosts
             if (string.IsNullOrEmpty(name) || nb["seconds"] is null) continue;
             double units = nb["seconds"]!.GetValue<double>() * score;
             int i = costs.FindIndex(c => c.Notebook == name);
-            var old = i >= 0 ? costs[i] : new NotebookCost(name, null, null, "");
-            var updated = quick ? old with { QuickUnits = units, Source = source } : old with { FullUnits = units, Source = source };
+            var old = i >= 0 ? costs[i] : new NotebookCost(name, null, null);
+            var updated = quick ? old with { QuickUnits = units, QuickSource = source } : old with { FullUnits = units, FullSource = source };
             if (i >= 0) costs[i] = updated; else costs.Add(updated);
             n++;
         }
