@@ -1,0 +1,104 @@
+using System.ComponentModel;
+using System.Text;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace Workbook.Engine;
+
+/// <summary>Thrown inside a cell's loop when the cell is interrupted (Jupyter's interrupt, the kernel's SIGINT).</summary>
+public sealed class CellInterruptedException : OperationCanceledException
+{
+    /// <summary>Creates the exception.</summary>
+    public CellInterruptedException() : base("The cell was interrupted.") { }
+}
+
+/// <summary>
+/// Cooperative interruption of a running cell. .NET cannot abort a thread, so the engine makes cells interruptible
+/// the way a debugger's "break" would need them to be: before compiling a cell it inserts a call to
+/// <see cref="Check"/> at the top of every loop body (for, foreach, while, do). The call costs one volatile read
+/// while nothing is interrupted. Which cell is running flows with the execution context, so a loop inside a method
+/// defined in an earlier cell, or on a task the cell started, stops too; code stuck in one long call (a
+/// <c>Thread.Sleep</c>, a native kernel) cannot be stopped and is abandoned instead (see <see cref="ScriptSession"/>).
+/// </summary>
+public static class CellInterrupt
+{
+    /// <summary>The running cell, as seen by code executing on its behalf.</summary>
+    internal sealed class Run
+    {
+        volatile bool _interrupted;
+        public bool Interrupted => _interrupted;
+        public void Interrupt() => _interrupted = true;
+    }
+
+    static readonly AsyncLocal<Run?> Current = new();
+
+    // Number of interrupted cells whose code may still be running; Check reads the AsyncLocal only when it is not 0.
+    static int _pending;
+
+    /// <summary>Throws <see cref="CellInterruptedException"/> when the cell this code runs for was interrupted.</summary>
+    /// <remarks>The engine inserts calls to this method; notebook code may call it too, in long loops it wrote without braces or in recursions.</remarks>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public static void Check()
+    {
+        if (Volatile.Read(ref _pending) != 0 && Current.Value is { Interrupted: true })
+            throw new CellInterruptedException();
+    }
+
+    /// <summary>Marks the calling flow as running a new cell; the caller must start the cell's work after this call.</summary>
+    internal static Run Begin()
+    {
+        var run = new Run();
+        Current.Value = run;
+        return run;
+    }
+
+    /// <summary>Interrupts <paramref name="run"/>; <paramref name="finished"/> completes when its code has stopped.</summary>
+    internal static void Interrupt(Run run, Task finished)
+    {
+        if (run.Interrupted) return;
+        Interlocked.Increment(ref _pending);
+        run.Interrupt();
+        finished.ContinueWith(_ => Interlocked.Decrement(ref _pending), TaskScheduler.Default);
+    }
+
+    const string CheckCall = "global::Workbook.Engine.CellInterrupt.Check();";
+
+    /// <summary>
+    /// Returns <paramref name="code"/> with a <see cref="Check"/> call at the top of each loop body. Only text inside
+    /// lines is inserted (no newline), so line numbers in diagnostics and stack traces stay those of the cell.
+    /// </summary>
+    public static string Instrument(string code)
+    {
+        var tree = CSharpSyntaxTree.ParseText(code, CSharpParseOptions.Default.WithKind(SourceCodeKind.Script).WithLanguageVersion(LanguageVersion.Latest));
+        var inserts = new List<(int Position, string Text)>();
+        foreach (var node in tree.GetRoot().DescendantNodes())
+        {
+            StatementSyntax? body = node switch
+            {
+                ForStatementSyntax f => f.Statement,
+                CommonForEachStatementSyntax f => f.Statement,
+                WhileStatementSyntax w => w.Statement,
+                DoStatementSyntax d => d.Statement,
+                _ => null,
+            };
+            if (body is null || body.IsMissing) continue;
+            if (body is BlockSyntax block)
+            {
+                if (block.OpenBraceToken.IsMissing) continue;
+                inserts.Add((block.OpenBraceToken.Span.End, CheckCall));
+            }
+            else
+            {
+                inserts.Add((body.SpanStart, "{" + CheckCall));
+                inserts.Add((body.Span.End, "}"));
+            }
+        }
+        if (inserts.Count == 0) return code;
+        var text = new StringBuilder(code);
+        // From the end, so earlier positions stay valid; at one position, the later-added "}" goes first.
+        foreach (var (position, insert) in inserts.Select((x, i) => (x, i)).OrderByDescending(p => p.x.Position).ThenBy(p => p.i).Select(p => p.x))
+            text.Insert(position, insert);
+        return text.ToString();
+    }
+}
