@@ -236,7 +236,8 @@ public sealed class KernelServer
         const string red = "\u001b[0;31m", reset = "\u001b[0m";
         var where = error.Line is { } line ? $"Cell In[{executionCount}], line {line}" : $"Cell In[{executionCount}]";
         var lines = new JsonArray($"{red}{where}: {error.Name}: {error.Message}{reset}");
-        foreach (var l in error.Traceback) lines.Add(l);
+        foreach (var l in error.Traceback)
+            if (!l.TrimStart().StartsWith("--- End of stack trace", StringComparison.Ordinal)) lines.Add(l); // async plumbing, not the reader's code
         return lines;
     }
 
