@@ -36,17 +36,22 @@ static class JupyterClient
 
     static readonly Lazy<string> Kernel = new(() =>
     {
-#if DEBUG
-        const string configuration = "Debug";
-#else
-        const string configuration = "Release";
-#endif
-        // The kernel is not referenced by the test project, so build it (a no-op when it is up to date); this also
-        // packs the Workbook library into artifacts/packages, where the notebooks load it from.
-        var project = Path.Combine(TestSetup.RepoRoot, "tools", "Workbook.Kernel", "Workbook.Kernel.csproj");
-        var (code, output) = Run("dotnet", new[] { "build", project, "-c", configuration, "--nologo", "-v", "q" }, TimeSpan.FromMinutes(10));
-        if (code != 0) throw new InvalidOperationException($"dotnet build {project} failed ({code}):\n{output}");
-        var dll = Path.Combine(TestSetup.RepoRoot, "tools", "Workbook.Kernel", "bin", configuration, "net10.0", "Workbook.Kernel.dll");
+        var configuration = TestSetup.Configuration;
+        var tools = Path.Combine(TestSetup.RepoRoot, "tools");
+        var project = Path.Combine(tools, "Workbook.Kernel", "Workbook.Kernel.csproj");
+        var dll = Path.Combine(tools, "Workbook.Kernel", "bin", configuration, "net10.0", "Workbook.Kernel.dll");
+        // Build the kernel unless its build is newer than every kernel and engine source (a no-op build still costs
+        // seconds); building it also packs the Workbook library into artifacts/packages for the notebooks.
+        var sources = new[] { "Workbook.Kernel", "Workbook.Engine" }
+            .SelectMany(p => Directory.EnumerateFiles(Path.Combine(tools, p), "*.*", SearchOption.AllDirectories))
+            .Where(f => (f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal))
+                        && !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
+        var package = Path.Combine(TestSetup.RepoRoot, "artifacts", "packages", "Workbook.0.1.0.nupkg");
+        if (!File.Exists(dll) || !File.Exists(package) || sources.Any(f => File.GetLastWriteTimeUtc(f) > File.GetLastWriteTimeUtc(dll)))
+        {
+            var (code, output) = Run("dotnet", new[] { "build", project, "-c", configuration, "--nologo", "-v", "q" }, TimeSpan.FromMinutes(10));
+            if (code != 0) throw new InvalidOperationException($"dotnet build {project} failed ({code}):\n{output}");
+        }
         if (!File.Exists(dll)) throw new FileNotFoundException($"The kernel build did not produce {dll}.", dll);
         return dll;
     });
