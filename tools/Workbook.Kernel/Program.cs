@@ -84,9 +84,13 @@ namespace Workbook.Kernel
                 log.Warn($"a task a cell started failed unobserved: {e.Exception.GetBaseException().Message}");
                 e.SetObserved();
             };
-            var restoreLog = new StringWriterLog(log);
-            var session = new ScriptSession(Environment.CurrentDirectory, new PackageRestorer(), restoreLog);
-            return new KernelServer(connection, session, log).Run();
+            // No stdin channel: Jupyter gives the kernel a pipe nobody writes, so Console.ReadLine() would hang; it reads end of input instead.
+            Console.SetIn(TextReader.Null);
+            var session = new ScriptSession(Environment.CurrentDirectory, new PackageRestorer(), new StringWriterLog(log));
+            var code = new KernelServer(connection, session, log).Run();
+            // Exit even if a cell left a foreground thread running.
+            Environment.Exit(code);
+            return code;
         }
 
         /// <summary>Package restore progress lines go to the kernel log.</summary>

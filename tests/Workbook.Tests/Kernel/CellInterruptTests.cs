@@ -26,7 +26,7 @@ public class CellInterruptTests
         var instrumented = CellInterrupt.Instrument(code);
         Assert.Equal(code.Count(c => c == '\n'), instrumented.Count(c => c == '\n'));
         var lines = instrumented.Split('\n');
-        const string check = "global::Workbook.Engine.CellInterrupt.Check();";
+        const string check = "if (global::Workbook.Engine.CellInterrupt.Pending != 0) global::Workbook.Engine.CellInterrupt.Check();";
         Assert.Equal("    {" + check + "total += i;}", lines[1]);
         Assert.Equal("while (go) {" + check + " step(); }", lines[2]);
         Assert.Equal("do {" + check + "x++;} while (x < 9);", lines[3]);
