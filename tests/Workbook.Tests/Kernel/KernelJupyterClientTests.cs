@@ -121,7 +121,8 @@ public class KernelJupyterClientTests
     }
 
     /// <summary>
-    /// jupyter_client against one kernel: heartbeat echo, kernel_info (protocol 5.3, C#), execute with execute_input,
+    /// The kernelspec installer keeps a Polyglot kernelspec of the same name aside, installs beside it with --name and
+    /// restores it on uninstall. Then jupyter_client against one kernel: heartbeat echo, kernel_info (protocol 5.3, C#), execute with execute_input,
     /// stream, execute_result and display/update_display_data sharing a display_id; completion (Console.Wri gives
     /// Write and WriteLine at cursor 8..11, a global from an earlier cell, members of a local, types of a namespace);
     /// inspection with overloads, documentation and a variable's value; is_complete; a runtime error with a traceback
@@ -134,7 +135,7 @@ public class KernelJupyterClientTests
     {
         RunChecks("protocol", new[]
         {
-            "install", "heartbeat", "kernel_info", "execute_outputs", "completion", "inspection", "is_complete",
+            "install", "install_replaces_and_restores", "heartbeat", "kernel_info", "execute_outputs", "completion", "inspection", "is_complete",
             "runtime_error", "interrupt_message", "interrupt_sigint", "interrupt_blocked", "bad_signature", "shutdown",
         });
     }

@@ -143,6 +143,32 @@ def check_fixture(args):
     expect(len(shown) == 1 and text(shown[0]) == "updated by a later cell", f"display {[text(s) for s in shown]}")
 
 
+def check_replaces_and_restores(args):
+    """A Polyglot kernelspec of the same name is kept aside by install and comes back with uninstall."""
+    prefix = os.path.join(args.work, "polyglot-prefix")
+    spec_dir = os.path.join(prefix, "share", "jupyter", "kernels", ".net-csharp")
+    os.makedirs(spec_dir)
+    polyglot = {"argv": ["dotnet", "interactive", "jupyter", "--default-kernel", "csharp", "{connection_file}"],
+                "display_name": ".NET (C#)", "language": "C#"}
+    with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+        json.dump(polyglot, f)
+
+    def kernel(*extra):
+        out = subprocess.run(["dotnet", args.kernel_dll, *extra, "--prefix", prefix], capture_output=True, text=True, timeout=120)
+        expect(out.returncode == 0, f"{extra} exited {out.returncode}: {out.stdout} {out.stderr}")
+        return out.stdout
+    said = kernel("install")
+    expect("already installed" in said, f"install did not mention the replaced kernelspec: {said!r}")
+    with open(os.path.join(spec_dir, "kernel.json")) as f:
+        expect(json.load(f)["argv"][1] == args.kernel_dll, "ours is not installed")
+    kernel("install", "--name", "workbook-csharp")
+    with open(os.path.join(prefix, "share", "jupyter", "kernels", "workbook-csharp", "kernel.json")) as f:
+        expect(json.load(f)["argv"][1] == args.kernel_dll, "--name did not install beside it")
+    kernel("uninstall")
+    with open(os.path.join(spec_dir, "kernel.json")) as f:
+        expect(json.load(f) == polyglot, "uninstall did not restore the replaced kernelspec")
+
+
 # ---------------------------------------------------------------- protocol through jupyter_client
 
 class Kernel:
@@ -378,6 +404,7 @@ def main():
             check("notebook_01", lambda: check_notebook_01(args))
         check("notebook_fixture", lambda: check_fixture(args))
     else:
+        check("install_replaces_and_restores", lambda: check_replaces_and_restores(args))
         protocol_checks(args)
     failed = [n for n, ok in RESULTS if not ok]
     print(f"SUMMARY passed={len(RESULTS) - len(failed)} failed={len(failed)}", flush=True)
