@@ -56,6 +56,8 @@ public sealed class KernelServer
         _log.Info($"kernel listening on {_connection.Ip} (shell {_connection.ShellPort}, iopub {_connection.IOPubPort}, control {_connection.ControlPort}, hb {_connection.HbPort}), pid {Environment.ProcessId}");
         Publish("status", new JsonObject { ["execution_state"] = "starting" }, null);
 
+        if (int.TryParse(Environment.GetEnvironmentVariable("JPY_PARENT_PID"), out var parent) && parent > 1)
+            StartThread("parent-watch", () => WatchParent(parent));
         StartThread("heartbeat", Heartbeat);
         StartThread("control", () => Serve(_control, "control"));
         StartThread("shell", () => Serve(_shell, "shell"));
@@ -87,6 +89,23 @@ public sealed class KernelServer
             }
         }) { IsBackground = true, Name = "kernel-" + name };
         thread.Start();
+    }
+
+    // Jupyter names its process in JPY_PARENT_PID; a kernel whose client died without a shutdown ends too, as ipykernel does.
+    void WatchParent(int pid)
+    {
+        while (!_stopping)
+        {
+            Thread.Sleep(1000);
+            bool alive;
+            try { using var p = System.Diagnostics.Process.GetProcessById(pid); alive = !p.HasExited; }
+            catch (ArgumentException) { alive = false; }
+            if (alive) continue;
+            _log.Warn($"the Jupyter process {pid} (JPY_PARENT_PID) is gone: shutting down");
+            _stopping = true;
+            Interrupt();
+            _stopped.Set();
+        }
     }
 
     void Heartbeat()
