@@ -166,7 +166,8 @@ public sealed class ScriptSession
                 catch (Exception e)
                 {
                     var ex = e is AggregateException { InnerExceptions.Count: 1 } ae ? ae.InnerException! : e;
-                    return Fail(RuntimeError(ex, cellFile), started);
+                    var error = RuntimeError(ex, cellFile);
+                    return Fail(ex is OperationCanceledException && cancellation.IsCancellationRequested ? error with { Name = "Interrupted" } : error, started);
                 }
 
                 if (HasTrailingExpression(parsed.Code) && _state.ReturnValue is { } value)
