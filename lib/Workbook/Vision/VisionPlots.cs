@@ -49,6 +49,9 @@ public static class VisionPlot
         GenericChart chart;
         if (c == 1)
         {
+            // About 1/1000 of the value range is all a colour scale can show; rounding keeps the notebook small.
+            int digits = Math.Clamp(3 - (int)Math.Floor(Math.Log10(Math.Max(hi - lo, 1e-12))), 0, 15);
+            for (int i = 0; i < data.Length; i++) data[i] = Math.Round(data[i], digits);
             var z = new double?[totalH][];
             for (int r = 0; r < totalH; r++) z[r] = new double?[totalW];
             for (int i = 0; i < n; i++)
