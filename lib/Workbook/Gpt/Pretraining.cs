@@ -289,3 +289,59 @@ public static class GptPretraining
         return sum / batches;
     }
 }
+
+/// <summary>
+/// Token windows as an <see cref="Data.IBatchSource"/> for <see cref="Training.Trainer"/>: inputs <c>[B, T]</c> and the
+/// same windows shifted by one as targets. <see cref="Random"/> draws <c>batchesPerEpoch</c> batches of random windows
+/// per "epoch" (seeded by the epoch number, so a resumed run sees the same batches); <see cref="Sequential"/> cuts a
+/// split into consecutive non-overlapping windows, every token once, for evaluation.
+/// </summary>
+public sealed class TokenWindows : Data.IBatchSource
+{
+    readonly int[] _tokens;
+    readonly int _batchSize, _blockSize, _batches, _seed;
+    readonly bool _random;
+
+    TokenWindows(int[] tokens, int batchSize, int blockSize, int batches, int seed, bool random)
+    {
+        if (tokens.Length <= blockSize) throw new ArgumentException($"{tokens.Length} tokens are fewer than one window of {blockSize} + 1.", nameof(tokens));
+        if (batchSize <= 0 || blockSize <= 0) throw new ArgumentException($"batchSize and blockSize must be positive, got {batchSize} and {blockSize}.");
+        (_tokens, _batchSize, _blockSize, _batches, _seed, _random) = (tokens, batchSize, blockSize, batches, seed, random);
+    }
+
+    /// <summary><paramref name="batchesPerEpoch"/> batches of random windows per epoch.</summary>
+    public static TokenWindows Random(int[] tokens, int batchSize, int blockSize, int batchesPerEpoch, int seed = 1337) =>
+        new(tokens, batchSize, blockSize, batchesPerEpoch, seed, random: true);
+
+    /// <summary>Consecutive windows <c>[i·T, (i+1)·T)</c> covering the split (the last, partial window is left out).</summary>
+    public static TokenWindows Sequential(int[] tokens, int batchSize, int blockSize)
+    {
+        int windows = (tokens.Length - 1) / blockSize;
+        return new(tokens, batchSize, blockSize, (windows + batchSize - 1) / batchSize, 0, random: false);
+    }
+
+    /// <inheritdoc/>
+    public int BatchCount => _batches;
+
+    /// <inheritdoc/>
+    public long SampleCount => _random ? (long)_batches * _batchSize : (_tokens.Length - 1) / _blockSize;
+
+    /// <inheritdoc/>
+    public IEnumerable<Data.Batch> Batches(int epoch)
+    {
+        var random = new Random(unchecked(_seed * 1_000_003 + epoch));
+        long windows = (_tokens.Length - 1) / _blockSize;
+        for (int b = 0; b < _batches; b++)
+        {
+            int rows = _random ? _batchSize : (int)Math.Min(_batchSize, windows - (long)b * _batchSize);
+            var x = new long[rows * _blockSize];
+            var y = new long[rows * _blockSize];
+            for (int r = 0; r < rows; r++)
+            {
+                int start = _random ? random.Next(_tokens.Length - _blockSize) : (b * _batchSize + r) * _blockSize;
+                for (int t = 0; t < _blockSize; t++) { x[r * _blockSize + t] = _tokens[start + t]; y[r * _blockSize + t] = _tokens[start + t + 1]; }
+            }
+            yield return new Data.Batch(tensor(x, [rows, _blockSize]), tensor(y, [rows, _blockSize]));
+        }
+    }
+}

@@ -52,6 +52,30 @@ public class PretrainingTests
     }
 
     [Fact]
+    public void TokenWindowsFeedTheTrainer()
+    {
+        var tokens = Enumerable.Range(0, 1001).Select(i => (i * i + 3 * i) % 17).ToArray();
+        var sequential = TokenWindows.Sequential(tokens, batchSize: 3, blockSize: 10);
+        var batches = sequential.Batches(0).ToList();
+        Assert.Equal(100, sequential.SampleCount);                     // 1000 next-token pairs in windows of 10
+        Assert.Equal(34, batches.Count);                                // 33 full batches of 3, then 1 window
+        Assert.Equal(tokens[..1000].Select(t => (long)t), batches.SelectMany(b => b.Input.data<long>().ToArray()));
+        Assert.Equal(tokens[1..1001].Select(t => (long)t), batches.SelectMany(b => b.Target.data<long>().ToArray()));
+        var random = TokenWindows.Random(tokens, 4, 16, batchesPerEpoch: 5, seed: 9);
+        Assert.Equal(random.Batches(2).Select(b => b.Input.data<long>().ToArray()), random.Batches(2).Select(b => b.Input.data<long>().ToArray()));
+        Assert.NotEqual(random.Batches(2).First().Input.data<long>().ToArray(), random.Batches(3).First().Input.data<long>().ToArray());
+
+        torch.manual_seed(0);
+        var model = new GptModel(new GptConfig { VocabSize = 17, NEmbd = 32, NHead = 2, NLayer = 2, NPositions = 32 });
+        var options = new PretrainingOptions { LearningRate = 3e-3 };
+        var trainer = new Workbook.Training.Trainer(model, GptPretraining.CreateOptimizer(model, options), GptModel.Loss) { Epochs = 3, ClipGradNorm = 1.0 };
+        var history = trainer.Fit(TokenWindows.Random(tokens[..800], 8, 32, 20), TokenWindows.Sequential(tokens[800..], 8, 32));
+        Assert.Equal(60, history.Steps.Count);
+        Assert.True(history.Epochs[^1].ValLoss < history.Epochs[0].ValLoss);
+        Assert.True(history.Epochs[^1].ValLoss < 1.5, $"validation loss {history.Epochs[^1].ValLoss}");
+    }
+
+    [Fact]
     public void ScheduleWarmsUpThenDecaysToTheMinimum()
     {
         var o = new PretrainingOptions { LearningRate = 1e-3, MinLearningRate = 1e-4, WarmupSteps = 10, MaxSteps = 110 };
