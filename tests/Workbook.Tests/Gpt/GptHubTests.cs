@@ -8,15 +8,16 @@ using static TorchSharp.torch;
 namespace Workbook.Tests.Gpt;
 
 /// <summary>
-/// FromPretrained against a loopback HTTP server that imitates the Hugging Face hub's resolve URLs, ETags and Range
-/// support, serving a checkpoint the test wrote.
+/// FromPretrained against a loopback HTTP server that imitates the Hugging Face hub: <c>/owner/name/resolve/main/file</c>
+/// answers HEAD with the metadata (small files: 200 with Content-Length; the weights: 302 to a "CDN" path with
+/// <c>X-Linked-Etag</c> = SHA-256 and <c>X-Linked-Size</c>), a renamed repository answers with a relative redirect, and
+/// the CDN path serves the bytes with Range support. The checkpoint it serves is one the test wrote.
 /// </summary>
 public sealed class GptHubTests : IDisposable
 {
     readonly HttpListener _listener = new();
     readonly Dictionary<string, byte[]> _files = new();
-    readonly ConcurrentQueue<(string Path, string? Range)> _requests = new();
-    readonly CancellationTokenSource _stop = new();
+    readonly ConcurrentQueue<(string Method, string Path, string? Range)> _requests = new();
     readonly string _checkpoint, _cache;
     readonly Uri _endpoint;
     string? _etagOverride;
@@ -42,44 +43,76 @@ public sealed class GptHubTests : IDisposable
 
     async Task Serve()
     {
-        while (!_stop.IsCancellationRequested)
+        while (_listener.IsListening)
         {
             HttpListenerContext ctx;
             try { ctx = await _listener.GetContextAsync(); }
             catch (Exception) { return; }
-            var path = ctx.Request.Url!.AbsolutePath;
-            var range = ctx.Request.Headers["Range"];
-            _requests.Enqueue((path, range));
-            var name = path.Split('/').Last();
-            if (!path.StartsWith("/test-org/tiny-gpt2/resolve/main/", StringComparison.Ordinal) || !_files.TryGetValue(name, out var data))
-            {
-                ctx.Response.StatusCode = 404;
-                ctx.Response.Close();
-                continue;
-            }
-            long from = 0;
-            if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal)) from = long.Parse(range[6..].TrimEnd('-'));
-            if (name == "model.safetensors") ctx.Response.Headers["ETag"] = "\"" + (_etagOverride ?? Sha256(data)) + "\"";
-            ctx.Response.StatusCode = from > 0 ? 206 : 200;
-            if (from > 0) ctx.Response.Headers["Content-Range"] = $"bytes {from}-{data.Length - 1}/{data.Length}";
-            ctx.Response.ContentLength64 = data.Length - from;
-            if (name == "model.safetensors" && _breakNextWeightsResponseAt > 0)
-            {
-                int cut = _breakNextWeightsResponseAt;
-                _breakNextWeightsResponseAt = -1;
-                await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)from, cut));
-                await ctx.Response.OutputStream.FlushAsync();
-                ctx.Response.Abort(); // the connection drops in the middle of the body
-                continue;
-            }
-            await ctx.Response.OutputStream.WriteAsync(data.AsMemory((int)from));
-            ctx.Response.Close();
+            try { await Handle(ctx); }
+            catch (Exception) { /* the client went away */ }
         }
+    }
+
+    async Task Handle(HttpListenerContext ctx)
+    {
+        var request = ctx.Request;
+        var response = ctx.Response;
+        var path = request.Url!.AbsolutePath;
+        var range = request.Headers["Range"];
+        _requests.Enqueue((request.HttpMethod, path, range));
+        var name = path.Split('/').Last();
+        if (path.StartsWith("/tiny-gpt2/resolve/", StringComparison.Ordinal)) // the repository's old name
+        {
+            response.StatusCode = 307;
+            response.Headers["Location"] = "/test-org" + path;
+            response.Close();
+            return;
+        }
+        if (path.StartsWith("/test-org/tiny-gpt2/resolve/main/", StringComparison.Ordinal) && _files.TryGetValue(name, out var meta))
+        {
+            if (name == "model.safetensors") // large file: the hub redirects to its CDN and puts the metadata on the redirect
+            {
+                response.StatusCode = 302;
+                response.Headers["Location"] = new Uri(_endpoint, "cdn/" + name).ToString();
+                response.Headers["X-Linked-Etag"] = "\"" + (_etagOverride ?? Sha256(meta)) + "\"";
+                response.Headers["X-Linked-Size"] = meta.Length.ToString();
+                response.Close();
+                return;
+            }
+            await Send(ctx, meta, range);
+            return;
+        }
+        if (path.StartsWith("/cdn/", StringComparison.Ordinal) && _files.TryGetValue(name, out var data))
+        {
+            await Send(ctx, data, range, breakAt: Interlocked.Exchange(ref _breakNextWeightsResponseAt, -1));
+            return;
+        }
+        response.StatusCode = 404;
+        response.Close();
+    }
+
+    static async Task Send(HttpListenerContext ctx, byte[] data, string? range, int breakAt = -1)
+    {
+        var response = ctx.Response;
+        long from = range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) ? long.Parse(range[6..].TrimEnd('-')) : 0;
+        response.StatusCode = from > 0 ? 206 : 200;
+        if (from > 0) response.Headers["Content-Range"] = $"bytes {from}-{data.Length - 1}/{data.Length}";
+        response.ContentLength64 = data.Length - from;
+        if (ctx.Request.HttpMethod == "HEAD") { response.Close(); return; }
+        if (breakAt > 0)
+        {
+            await response.OutputStream.WriteAsync(data.AsMemory((int)from, breakAt));
+            await response.OutputStream.FlushAsync();
+            response.Abort(); // the connection drops in the middle of the body
+            return;
+        }
+        await response.OutputStream.WriteAsync(data.AsMemory((int)from));
+        response.Close();
     }
 
     static string Sha256(byte[] data) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)).ToLowerInvariant();
 
-    List<(string Path, string? Range)> WeightRequests() => _requests.Where(r => r.Path.EndsWith("model.safetensors", StringComparison.Ordinal)).ToList();
+    List<(string Method, string Path, string? Range)> WeightDownloads() => _requests.Where(r => r.Path == "/cdn/model.safetensors").ToList();
 
     static void AssertGoldenLogits(GptModel model)
     {
@@ -90,18 +123,28 @@ public sealed class GptHubTests : IDisposable
     [Fact]
     public void DownloadsIntoTheCacheWithProgressThenWorksOffline()
     {
-        var reports = new List<DownloadProgress>();
-        using (var model = GptHub.FromPretrained("test-org/tiny-gpt2", _cache, new SyncProgress(reports.Add), _endpoint))
+        var reports = new List<Workbook.Data.DownloadProgress>();
+        using (var model = GptHub.FromPretrained("test-org/tiny-gpt2", _cache, reports.Add, _endpoint))
             AssertGoldenLogits(model);
-        Assert.Equal(2, _requests.Count);
-        var last = reports.Last(r => r.File == "model.safetensors");
-        Assert.Equal(_files["model.safetensors"].Length, last.BytesReceived);
+        int requests = _requests.Count;
+        Assert.Equal(4, requests); // HEAD + GET for each of the two files
+        var last = reports.Last(r => r.Url.EndsWith("model.safetensors", StringComparison.Ordinal));
+        Assert.Equal(_files["model.safetensors"].Length, last.Bytes);
         Assert.Equal(1.0, last.Fraction);
         Assert.True(File.Exists(Path.Combine(_cache, "test-org--tiny-gpt2", "main", "model.safetensors")));
 
         using (var again = GptHub.FromPretrained("test-org/tiny-gpt2", _cache, endpoint: _endpoint))
             AssertGoldenLogits(again);
-        Assert.Equal(2, _requests.Count); // served from the cache: no new request
+        Assert.Equal(requests, _requests.Count); // served from the cache: no new request
+    }
+
+    [Fact]
+    public void FollowsTheRenamedRepositoryRedirect()
+    {
+        using (var model = GptHub.FromPretrained("tiny-gpt2", _cache, endpoint: _endpoint))
+            AssertGoldenLogits(model);
+        Assert.Contains(_requests, r => r.Method == "HEAD" && r.Path == "/tiny-gpt2/resolve/main/config.json");
+        Assert.Contains(_requests, r => r.Method == "HEAD" && r.Path == "/test-org/tiny-gpt2/resolve/main/config.json");
     }
 
     [Fact]
@@ -109,12 +152,12 @@ public sealed class GptHubTests : IDisposable
     {
         var folder = Directory.CreateDirectory(Path.Combine(_cache, "test-org--tiny-gpt2", "main")).FullName;
         int have = _files["model.safetensors"].Length / 3;
-        File.WriteAllBytes(Path.Combine(folder, "model.safetensors.incomplete"), _files["model.safetensors"][..have]);
+        File.WriteAllBytes(Path.Combine(folder, "model.safetensors.partial"), _files["model.safetensors"][..have]);
         using (var model = GptHub.FromPretrained("test-org/tiny-gpt2", _cache, endpoint: _endpoint))
             AssertGoldenLogits(model);
-        var weights = Assert.Single(WeightRequests());
+        var weights = Assert.Single(WeightDownloads());
         Assert.Equal($"bytes={have}-", weights.Range);
-        Assert.False(File.Exists(Path.Combine(folder, "model.safetensors.incomplete")));
+        Assert.False(File.Exists(Path.Combine(folder, "model.safetensors.partial")));
     }
 
     [Fact]
@@ -124,7 +167,7 @@ public sealed class GptHubTests : IDisposable
         _breakNextWeightsResponseAt = cut;
         using (var model = GptHub.FromPretrained("test-org/tiny-gpt2", _cache, endpoint: _endpoint))
             AssertGoldenLogits(model);
-        var weights = WeightRequests();
+        var weights = WeightDownloads();
         Assert.Equal(2, weights.Count);
         Assert.Null(weights[0].Range);
         // the retry asks for the rest of the file after what arrived (all of it, if the reset discarded the received bytes)
@@ -137,11 +180,11 @@ public sealed class GptHubTests : IDisposable
     {
         _etagOverride = new string('0', 64);
         var e = Assert.Throws<InvalidDataException>(() => GptHub.FromPretrained("test-org/tiny-gpt2", _cache, endpoint: _endpoint));
-        Assert.Contains("Checksum mismatch", e.Message);
+        Assert.Contains("checksum", e.Message);
         Assert.Contains(_etagOverride, e.Message);
         var folder = Path.Combine(_cache, "test-org--tiny-gpt2", "main");
         Assert.False(File.Exists(Path.Combine(folder, "model.safetensors")));
-        Assert.False(File.Exists(Path.Combine(folder, "model.safetensors.incomplete")));
+        Assert.False(File.Exists(Path.Combine(folder, "model.safetensors.partial")));
     }
 
     [Fact]
@@ -161,14 +204,5 @@ public sealed class GptHubTests : IDisposable
         Assert.Throws<ArgumentException>(() => GptHub.FromPretrained("not/a/repo", _cache, endpoint: _endpoint));
     }
 
-    public void Dispose()
-    {
-        _stop.Cancel();
-        _listener.Close();
-    }
-
-    sealed class SyncProgress(Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        public void Report(DownloadProgress value) => report(value);
-    }
+    public void Dispose() => _listener.Close();
 }
