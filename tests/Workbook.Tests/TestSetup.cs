@@ -1,6 +1,10 @@
 using System.Runtime.CompilerServices;
 using Workbook.Runtime;
 
+// Tests share torch's global state (seed, threads), the process's console and current directory (the notebook
+// engine), and two CPU cores: run them one at a time.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
 namespace Workbook.Tests;
 
 static class TestSetup
@@ -19,6 +23,9 @@ static class TestSetup
             throw new DirectoryNotFoundException($"Workbook.sln not found above {AppContext.BaseDirectory}.");
         }
     }
+
+    /// <summary>Release or Debug: the configuration these tests were built in (tools are run from the same one).</summary>
+    public static string Configuration => AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
 
     /// <summary>A fixture file copied beside the tests.</summary>
     public static string Fixture(params string[] parts) => Path.Combine(new[] { AppContext.BaseDirectory, "Fixtures" }.Concat(parts).ToArray());
