@@ -32,7 +32,7 @@ namespace Workbook.Bench
         static IReadOnlyList<IWorkload> All() =>
         [
             new CharGptTrainWorkload(), new Gpt2Workload(), new MlpTrainWorkload(), new CnnTrainWorkload(),
-            new AttentionWorkload(), new BandwidthWorkload(),
+            new AttentionWorkload(), new BandwidthWorkload(), new RunnerOverheadWorkload(),
             new MemoryWorkload(),
         ];
 
@@ -134,6 +134,8 @@ namespace Workbook.Bench
                     if (ours is not null && a is null) { allOk = false; oursError = $"row {spec.Name} missing"; }
                     double? ratio = a is not null && b is not null && spec.Compare && a.Median > 0 && b.Median > 0
                         ? (spec.HigherIsBetter ? a.Median / b.Median : b.Median / a.Median) : null;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  {spec.Name,-30} TorchSharp {(a is null ? "n/a" : $"{a.Median:G4} ±{a.SpreadPercent:F0}%"),-18} PyTorch {(b is null ? "n/a" : $"{b.Median:G4} ±{b.SpreadPercent:F0}%"),-18} {spec.Unit}{(ratio is null ? "" : $"  ratio {ratio:F2}")}"));
                     rows.Add(new JsonObject
                     {
                         ["workload"] = w.Name, ["name"] = spec.Name, ["unit"] = spec.Unit, ["higher_is_better"] = spec.HigherIsBetter,

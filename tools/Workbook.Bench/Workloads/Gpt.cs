@@ -111,9 +111,29 @@ public sealed class CharGptTrainWorkload : IWorkload
             }
         }
         var seconds = Stats.TimeReps(p.Int("reps"), warmup: 1, Train);
+
+        // Where a step's time goes (one more pass, phases timed apart): forward+loss, backward, optimizer.
+        double fwd = 0, bwd = 0, opt_ = 0;
+        for (int s = 0; s < steps; s++)
+        {
+            using var scope = NewDisposeScope();
+            var (x, y) = batches[s % batches.Length];
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            opt.zero_grad();
+            var loss = GptModel.Loss(model.forward(x), y);
+            fwd += sw.Elapsed.TotalMilliseconds; sw.Restart();
+            loss.backward();
+            bwd += sw.Elapsed.TotalMilliseconds; sw.Restart();
+            opt.step();
+            opt_ += sw.Elapsed.TotalMilliseconds;
+        }
         foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
         return [new Figure("chargpt_train", seconds.Select(t => (double)batch * block * steps / t).ToArray(),
-            new JsonObject { ["parameters"] = model.ParameterCount, ["model"] = "Workbook.Gpt.GptModel" })];
+            new JsonObject
+            {
+                ["parameters"] = model.ParameterCount, ["model"] = "Workbook.Gpt.GptModel",
+                ["forward_ms_per_step"] = fwd / steps, ["backward_ms_per_step"] = bwd / steps, ["optimizer_ms_per_step"] = opt_ / steps,
+            })];
     }
 }
 

@@ -80,35 +80,7 @@ public sealed class MlpTrainWorkload : IWorkload
     }
 }
 
-/// <summary>
-/// Notebook 06's SimpleCNN: conv(1→8, 3×3, pad 1) → ReLU → maxpool 2 → conv(8→16) → ReLU → maxpool 2 → flatten →
-/// linear(16·7·7 → 10). Fallback copy (BenchSimpleCnn) until the vision branch's library type is merged.
-/// </summary>
-public sealed class BenchSimpleCnn : Module<Tensor, Tensor>
-{
-    readonly Conv2d conv1, conv2;
-    readonly Linear fc;
-
-    /// <summary>Creates the network with PyTorch's default initialisation.</summary>
-    public BenchSimpleCnn() : base(nameof(BenchSimpleCnn))
-    {
-        conv1 = Conv2d(1, 8, 3, padding: 1);
-        conv2 = Conv2d(8, 16, 3, padding: 1);
-        fc = Linear(16 * 7 * 7, 10);
-        RegisterComponents();
-    }
-
-    /// <summary>Logits <c>[B, 10]</c> for images <c>[B, 1, 28, 28]</c>.</summary>
-    public override Tensor forward(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var h = F.max_pool2d(F.relu(conv1.forward(x)), 2);
-        h = F.max_pool2d(F.relu(conv2.forward(h)), 2);
-        return fc.forward(h.flatten(1)).MoveToOuterDisposeScope();
-    }
-}
-
-/// <summary>Workload 3b: SimpleCNN (conv 1→8→16) training with Adam, batch 64 of 28×28 images, samples/s.</summary>
+/// <summary>Workload 3b: notebook 06's SimpleCNN (conv 1→8→16) training with Adam, batch 64 of 28×28 images, samples/s.</summary>
 public sealed class CnnTrainWorkload : IWorkload
 {
     /// <inheritdoc/>
@@ -123,15 +95,15 @@ public sealed class CnnTrainWorkload : IWorkload
     /// <inheritdoc/>
     public JsonObject Parameters(bool smoke) => new() { ["batch"] = 64, ["steps"] = smoke ? 3 : 60, ["reps"] = smoke ? 3 : 5 };
 
-    /// <summary>Which SimpleCNN is measured (the library's once merged; the local copy until then).</summary>
-    public static string ModelSource => "local BenchSimpleCnn (fallback: vision branch not merged)";
+    /// <summary>The network measured: the library's notebook-06 CNN.</summary>
+    public static string ModelSource => "Workbook.Vision.SimpleCNN (conv 1->8->16, fc 784->10)";
 
     /// <inheritdoc/>
     public IReadOnlyList<Figure> Run(JsonObject p)
     {
         int batch = p.Int("batch");
         torch.manual_seed(0);
-        using var model = new BenchSimpleCnn();
+        using var model = new Workbook.Vision.SimpleCNN();
         using var x = rand(batch, 1, 28, 28);
         using var y = randint(10, [batch]);
         var figs = TrainLoop.SamplesPerSecond(model, x, y, batch, p.Int("steps"), p.Int("reps"));
