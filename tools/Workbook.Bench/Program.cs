@@ -32,7 +32,7 @@ namespace Workbook.Bench
         static IReadOnlyList<IWorkload> All() =>
         [
             new CharGptTrainWorkload(), new Gpt2Workload(), new MlpTrainWorkload(), new CnnTrainWorkload(),
-            new AttentionWorkload(), new BandwidthWorkload(), new RunnerOverheadWorkload(),
+            new AttentionWorkload(), new BandwidthWorkload(), new TrainerOverheadWorkload(), new RunnerOverheadWorkload(),
             new MemoryWorkload(),
         ];
 

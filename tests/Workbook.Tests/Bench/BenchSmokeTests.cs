@@ -14,7 +14,7 @@ public class BenchSmokeTests
     [
         "chargpt_train", "gpt2_decode_cache", "gpt2_decode_nocache", "gpt2_decode_bound", "gpt2_forward_128",
         "mlp_train", "cnn_train", "attn_explicit", "attn_fused", "copy_bandwidth", "read_bandwidth",
-        "runner_overhead", "runner_loop_overhead",
+        "trainer_overhead", "runner_overhead", "runner_loop_overhead",
         "memory_train_rss", "memory_train_live_tensors", "memory_generate_rss", "memory_generate_live_tensors",
     ];
 
@@ -22,7 +22,7 @@ public class BenchSmokeTests
     static readonly string[] PyTorchOptional = ["attn_fused"];
 
     /// <summary>Rows about our own tools (runner, Trainer): no PyTorch counterpart.</summary>
-    static readonly string[] TorchSharpOnly = ["runner_overhead", "runner_loop_overhead"];
+    static readonly string[] TorchSharpOnly = ["trainer_overhead", "runner_overhead", "runner_loop_overhead"];
 
     [Fact]
     public void Smoke_run_reports_every_workload_with_positive_figures()
