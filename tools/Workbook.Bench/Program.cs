@@ -21,7 +21,7 @@ namespace Workbook.Bench
               --smoke          tiny sizes and few steps (the CI check; figures mean nothing)
               --out DIR        output folder (default: out/bench)
               --only NAME      run one workload group (repeatable): mlp, cnn, attention, bandwidth, chargpt, gpt2,
-                               memory, trainer, runner
+                               trainer, runner, memory, linear (diagnostic)
               --threads N      intra-op threads on both sides (default 2)
               --no-pytorch     TorchSharp only
               --python PATH    python with torch (default: $WORKBOOK_BENCH_PYTHON, else /usr/bin/python3)
@@ -33,7 +33,7 @@ namespace Workbook.Bench
         [
             new CharGptTrainWorkload(), new Gpt2Workload(), new MlpTrainWorkload(), new CnnTrainWorkload(),
             new AttentionWorkload(), new BandwidthWorkload(), new TrainerOverheadWorkload(), new RunnerOverheadWorkload(),
-            new MemoryWorkload(),
+            new MemoryWorkload(), new LinearWorkload(),
         ];
 
         public static int Run(string[] args)

@@ -337,8 +337,10 @@ def w_gpt2(p):
     reps, new = p["reps"], p["new_tokens"]
     prompt = torch.randint(c["vocab"], (1, p["prompt"]))
     res = {}
-    cached = [new / s for s in time_reps(reps, 1, lambda: res.__setitem__("a", greedy(model, prompt, new, True)))]
-    recompute = [new / s for s in time_reps(reps, 1, lambda: res.__setitem__("b", greedy(model, prompt, new, False)))]
+    greedy(model, prompt, min(4, new), True)  # warm-up on a few tokens only, as on the C# side
+    greedy(model, prompt, min(4, new), False)
+    cached = [new / s for s in time_reps(reps, 0, lambda: res.__setitem__("a", greedy(model, prompt, new, True)))]
+    recompute = [new / s for s in time_reps(reps, 0, lambda: res.__setitem__("b", greedy(model, prompt, new, False)))]
     x = torch.randint(c["vocab"], (1, p["forward_T"]))
 
     def fwd():
@@ -396,7 +398,24 @@ def w_memory(p):
             series("memory_generate_rss", ge_rss), series("memory_generate_live_tensors", ge_live)]
 
 
-WORKLOADS = {"mlp": w_mlp, "cnn": w_cnn, "attention": w_attention, "bandwidth": w_bandwidth,
+def w_linear(p):
+    torch.manual_seed(0)
+    shape, out, iters, reps = p["shape"], p["out"], p["iters"], p["reps"]
+    layer = nn.Linear(shape[-1], out)
+    x = torch.randn(*shape, requires_grad=True)
+
+    def ms(fn):
+        def run():
+            for _ in range(iters):
+                fn().sum().backward()
+        return [s * 1000 / iters for s in time_reps(reps, 1, run)]
+
+    def folded():
+        return torch.addmm(layer.bias, x.reshape(-1, shape[-1]), layer.weight.t()).view(*shape[:-1], out)
+    return [{"name": "linear3d_module", "samples": ms(lambda: layer(x))}, {"name": "linear3d_addmm", "samples": ms(folded)}]
+
+
+WORKLOADS = {"linear": w_linear, "mlp": w_mlp, "cnn": w_cnn, "attention": w_attention, "bandwidth": w_bandwidth,
              "chargpt": w_chargpt, "gpt2": w_gpt2, "memory": w_memory}
 
 
