@@ -103,5 +103,21 @@ public static partial class CellDirectives
         return new ParsedCell(string.Join('\n', lines), packages, sources, paths, errors);
     }
 
+    /// <summary>
+    /// Replaces every directive line (<c>#r</c>, <c>#i</c>, <c>#!</c>) with spaces of the same length, so the rest is
+    /// plain C# at unchanged positions (what editor services such as completion parse).
+    /// </summary>
+    public static string MaskDirectives(string source)
+    {
+        var lines = source.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            var t = lines[i].TrimStart();
+            if (t.StartsWith("#r", StringComparison.Ordinal) || t.StartsWith("#i", StringComparison.Ordinal) || t.StartsWith("#!", StringComparison.Ordinal))
+                lines[i] = new string(' ', lines[i].TrimEnd('\r').Length) + (lines[i].EndsWith('\r') ? "\r" : "");
+        }
+        return string.Join('\n', lines);
+    }
+
     static bool IsUrl(string s) => s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 }

@@ -117,6 +117,9 @@ public sealed class ScriptSession
             if (string.IsNullOrWhiteSpace(StripComments(parsed.Code))) return new CellResult(true, null, DateTime.UtcNow - started);
 
             var options = _options.WithFilePath(cellFile);
+            // Loops get interrupt checks (same lines, see CellInterrupt); the cell's flow is marked before it starts.
+            var code = CellInterrupt.Instrument(parsed.Code);
+            var cellRun = CellInterrupt.Begin();
             Task<ScriptState<object?>> run;
             using (ConsoleRouter.Route(sink))
             {
@@ -124,27 +127,38 @@ public sealed class ScriptSession
                 {
                     // catchException keeps the session's state when a cell throws, as a kernel does.
                     run = Task.Run(() => _state is null
-                        ? CSharpScript.Create<object?>(parsed.Code, options, typeof(ScriptGlobals)).RunAsync(_globals, _ => true, cancellation)
-                        : _state.ContinueWithAsync<object?>(parsed.Code, options, _ => true, cancellation), CancellationToken.None);
+                        ? CSharpScript.Create<object?>(code, options, typeof(ScriptGlobals)).RunAsync(_globals, _ => true, cancellation)
+                        : _state.ContinueWithAsync<object?>(code, options, _ => true, cancellation), CancellationToken.None);
                     var completed = await Task.WhenAny(run, Task.Delay(timeout ?? Timeout.InfiniteTimeSpan, cancellation)).ConfigureAwait(false);
-                    if (completed != run)
+                    if (completed != run && cancellation.IsCancellationRequested)
+                    {
+                        // Interrupt: the cell's loops stop at their next check; a cell stuck in one long call is abandoned.
+                        CellInterrupt.Interrupt(cellRun, run);
+                        await Task.WhenAny(run, Task.Delay(InterruptGrace)).ConfigureAwait(false);
+                    }
+                    if (!run.IsCompleted)
                     {
                         var why = cancellation.IsCancellationRequested ? "Interrupted" : "Timeout";
-                        var msg = cancellation.IsCancellationRequested ? "The cell was interrupted." : $"The cell did not finish within {timeout!.Value.TotalSeconds:F0} s.";
+                        var msg = cancellation.IsCancellationRequested
+                            ? $"The cell was interrupted but did not stop within {InterruptGrace.TotalSeconds:F0} s (it is blocked in a call that cannot be interrupted); it keeps running in the background and its variables are not updated."
+                            : $"The cell did not finish within {timeout!.Value.TotalSeconds:F0} s.";
                         return Fail(new CellError(why, msg, null, new[] { msg }), started);
                     }
                     var state = await run.ConfigureAwait(false);
                     if (state.Exception is { } thrown)
                     {
                         _state = state;
-                        return Fail(RuntimeError(thrown, cellFile), started);
+                        var error = RuntimeError(thrown, cellFile);
+                        return Fail(thrown is CellInterruptedException ? error with { Name = "Interrupted" } : error, started);
                     }
                     _state = state;
                 }
                 catch (CompilationErrorException e)
                 {
-                    var errors = e.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
-                    var first = errors.FirstOrDefault() ?? e.Diagnostics.First();
+                    // Report the diagnostics of the cell as written (the inserted interrupt checks shift columns).
+                    var diagnostics = code == parsed.Code ? e.Diagnostics : Diagnose(parsed.Code, options) is { Length: > 0 } d ? d : e.Diagnostics;
+                    var errors = diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+                    var first = errors.FirstOrDefault() ?? diagnostics.First();
                     int line = first.Location.GetLineSpan().StartLinePosition.Line + 1;
                     return Fail(new CellError("CompilationError", $"{first.Id}: {first.GetMessage()}", line,
                         errors.Select(d => $"({d.Location.GetLineSpan().StartLinePosition.Line + 1},{d.Location.GetLineSpan().StartLinePosition.Character + 1}): error {d.Id}: {d.GetMessage()}").ToList()), started);
@@ -152,7 +166,8 @@ public sealed class ScriptSession
                 catch (Exception e)
                 {
                     var ex = e is AggregateException { InnerExceptions.Count: 1 } ae ? ae.InnerException! : e;
-                    return Fail(RuntimeError(ex, cellFile), started);
+                    var error = RuntimeError(ex, cellFile);
+                    return Fail(ex is OperationCanceledException && cancellation.IsCancellationRequested ? error with { Name = "Interrupted" } : error, started);
                 }
 
                 if (HasTrailingExpression(parsed.Code) && _state.ReturnValue is { } value)
@@ -164,6 +179,38 @@ public sealed class ScriptSession
         {
             Console.Out.Flush();
         }
+    }
+
+    /// <summary>How long an interrupted cell gets to reach a loop check before it is abandoned.</summary>
+    public static TimeSpan InterruptGrace { get; set; } = TimeSpan.FromSeconds(3);
+
+    ImmutableArray<Diagnostic> Diagnose(string code, ScriptOptions options)
+    {
+        var script = _state is null ? CSharpScript.Create<object?>(code, options, typeof(ScriptGlobals)) : _state.Script.ContinueWith<object?>(code, options);
+        return script.Compile().Where(d => d.Severity == DiagnosticSeverity.Error).ToImmutableArray();
+    }
+
+    // ---- Editor services (the Jupyter kernel's completion and inspection) ----
+
+    /// <summary>
+    /// Compiles <paramref name="code"/> as the next cell without running it, so editor services can read its semantic
+    /// model: the previous cells' variables, usings and references are in scope. Directive lines are blanked with
+    /// spaces, so positions in the compilation's single syntax tree are positions in <paramref name="code"/>.
+    /// </summary>
+    public Compilation CompileForEditor(string code)
+    {
+        var text = CellDirectives.MaskDirectives(code);
+        var options = _options.WithFilePath($"cell{_cellCounter + 1}.csx");
+        var script = _state is null ? CSharpScript.Create<object?>(text, options, typeof(ScriptGlobals)) : _state.Script.ContinueWith<object?>(text, options);
+        return script.GetCompilation();
+    }
+
+    /// <summary>The current value of a variable a previous cell declared, for inspection.</summary>
+    public bool TryGetVariable(string name, out object? value)
+    {
+        var variable = _state?.GetVariable(name);
+        value = variable?.Value;
+        return variable is not null;
     }
 
     static CellResult Fail(CellError error, DateTime started) => new(false, error, DateTime.UtcNow - started);
