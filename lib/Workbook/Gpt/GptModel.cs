@@ -125,7 +125,7 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 /// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NLayer"/> pre-LN blocks <c>h.i</c>, a final
 /// LayerNorm <c>ln_f</c>, and an LM head that reuses <c>wte</c>'s matrix (weight tying), so
 /// <c>logits = ln_f(h) · wteᵀ</c>. Parameter names are Hugging Face's without the <c>transformer.</c> prefix.
-/// Load real weights with <see cref="GptCheckpoint"/>.
+/// Load real weights with <see cref="GptCheckpoint"/> or <see cref="GptHub"/>.
 /// </summary>
 public sealed class GptModel : Module<Tensor, Tensor>
 {
