@@ -119,7 +119,7 @@ public sealed class BatchNormCNN : Module<Tensor, Tensor>
     /// <param name="hidden">Width of the hidden linear layer.</param>
     /// <param name="dropout">Dropout probability before each linear layer.</param>
     public BatchNormCNN(int inChannels = 1, int height = 28, int width = 28, int numClasses = 10,
-        int channels1 = 32, int channels2 = 64, int hidden = 128, double dropout = 0.3) : base(nameof(BatchNormCNN))
+        int channels1 = 16, int channels2 = 32, int hidden = 128, double dropout = 0.3) : base(nameof(BatchNormCNN))
     {
         if (dropout < 0 || dropout >= 1) throw new ArgumentException($"dropout must be in [0, 1), got {dropout}.", nameof(dropout));
         int h = height, w = width;

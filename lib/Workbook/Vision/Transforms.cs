@@ -36,8 +36,8 @@ public sealed class Compose : IImageTransform
 }
 
 /// <summary>
-/// Resizes with bilinear interpolation (<c>align_corners=False</c>, torchvision's tensor <c>Resize</c> with
-/// <c>antialias=False</c>). An int size resizes the shorter side to it and keeps the aspect ratio; (height, width)
+/// Resizes with bilinear interpolation (<c>align_corners=False</c>, antialiased when shrinking: torchvision's
+/// tensor <c>Resize</c>). An int size resizes the shorter side to it and keeps the aspect ratio; (height, width)
 /// sets both. uint8 images stay uint8 (rounded), float images stay float.
 /// </summary>
 public sealed class Resize : IImageTransform
@@ -76,7 +76,11 @@ public sealed class Resize : IImageTransform
         if (h == image.shape[1] && w == image.shape[2]) return image.alias();
         using var scope = torch.NewDisposeScope();
         var x = image.to_type(ScalarType.Float32).unsqueeze(0);
-        var y = nn.functional.interpolate(x, new long[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false).squeeze(0);
+        // Shrinking with plain bilinear sampling skips pixels (aliasing); antialias widens the filter to the scale
+        // factor, as torchvision and PIL do. For enlarging both are identical.
+        bool shrinking = h < image.shape[1] || w < image.shape[2];
+        var y = nn.functional.interpolate(x, new long[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false,
+            antialias: shrinking).squeeze(0);
         if (image.dtype == ScalarType.Byte) y = y.round().clamp(0, 255).to_type(ScalarType.Byte);
         else y = y.to_type(image.dtype);
         return y.MoveToOuterDisposeScope();

@@ -49,6 +49,9 @@ public static class VisionPlot
         GenericChart chart;
         if (c == 1)
         {
+            // About 1/1000 of the value range is all a colour scale can show; rounding keeps the notebook small.
+            int digits = Math.Clamp(3 - (int)Math.Floor(Math.Log10(Math.Max(hi - lo, 1e-12))), 0, 15);
+            for (int i = 0; i < data.Length; i++) data[i] = Math.Round(data[i], digits);
             var z = new double?[totalH][];
             for (int r = 0; r < totalH; r++) z[r] = new double?[totalW];
             for (int i = 0; i < n; i++)
@@ -57,8 +60,9 @@ public static class VisionPlot
                 for (int r = 0; r < h; r++)
                     for (int q = 0; q < w; q++) z[top + r][left + q] = data[(long)i * h * w + r * w + q];
             }
+            // plotly's "Greys" runs black (low) to white (high), so images look as they would on screen.
             chart = Plot.Trace("heatmap", ("z", z), ("colorscale", colorscale), ("zmin", lo), ("zmax", hi), ("showscale", symmetric),
-                ("hoverongaps", false), ("reversescale", colorscale == "Greys"));
+                ("hoverongaps", false));
         }
         else
         {
@@ -127,6 +131,10 @@ public static class VisionPlot
         var m = confusion.to_type(ScalarType.Float64);
         if (normalize) m = m / m.sum(1, keepdim: true).clamp_min(1);
         var chart = Plot.Heatmap(normalize ? m.mul(1000).round().div(1000) : m, classNames, classNames, title, "predicted", "true", "Blues", showValues: true);
+        // plotly's "Blues" is dark at the low end; use white → blue with a steep start so that the small
+        // off-diagonal counts (the interesting ones) are visible next to the large diagonal, and black labels stay readable.
+        var scale = new object[] { new object[] { 0.0, "#ffffff" }, new object[] { 0.05, "#deebf7" }, new object[] { 0.25, "#9ecae1" }, new object[] { 1.0, "#4292c6" } };
+        chart = GenericChart.mapTrace(Microsoft.FSharp.Core.FuncConvert.FromFunc<Trace, Trace>(t => { t.SetProperty("colorscale", scale); return t; }), chart);
         return Plot.WithLayout(chart, ("width", 720), ("height", 640));
     }
 

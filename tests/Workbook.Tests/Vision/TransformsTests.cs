@@ -30,6 +30,21 @@ public class TransformsTests
     }
 
     [Fact]
+    public void ShrinkingIsAntialiasedSoNoPixelIsSkipped()
+    {
+        // Plain bilinear sampling at 1/4 scale reads source columns 1.5 and 5.5 only, missing a bright pixel at column 7;
+        // the antialiased filter averages over each 4-pixel span, so it shows up and a flat image stays flat.
+        var row = torch.tensor(new float[] { 0, 0, 0, 0, 0, 0, 0, 80 }, new long[] { 1, 1, 8 });
+        var plain = nn.functional.interpolate(row.unsqueeze(0), new long[] { 1, 2 }, mode: InterpolationMode.Bilinear, align_corners: false);
+        Assert.Equal(0f, plain.max().item<float>());
+        var y = new Resize(1, 2).Apply(row).data<float>().ToArray();
+        Assert.Equal(0f, y[0]);
+        Assert.True(y[1] > 5f, $"antialiased value {y[1]}");
+        var flat = new Resize(3, 5).Apply(torch.full(1, 12, 20, 0.25f));
+        Assert.True(flat.sub(0.25f).abs().max().item<float>() < 1e-6f);
+    }
+
+    [Fact]
     public void ResizeShorterSideKeepsAspectRatio()
     {
         var y = new Resize(16).Apply(torch.zeros(3, 20, 40));
