@@ -77,23 +77,14 @@ public sealed class MemoryWorkload : IWorkload
         var genLive = new List<double>();
         var config = new GptConfig { VocabSize = p.Int("vocab"), NPositions = p.Int("n_positions"), NLayer = p.Int("n_layer"), NHead = p.Int("n_head"), NEmbd = p.Int("n_embd") };
         using (var model = new GptModel(config))
-        using (var cache = new KvCache(config, 1, p.Int("prompt") + tokens))
-        using (no_grad())
         {
-            model.eval();
+            // The library's generation loop (KV cache, greedy), sampled while it streams tokens.
+            var rng = new Random(0);
+            var prompt = Enumerable.Range(0, p.Int("prompt")).Select(_ => rng.Next(config.VocabSize)).ToArray();
             int every = Math.Max(1, tokens / samples);
-            var next = randint(config.VocabSize, [1, p.Int("prompt")]);
-            for (int i = 1; i <= tokens; i++)
-            {
-                using (var scope = NewDisposeScope())
-                {
-                    var logits = model.Forward(next, cache);
-                    next.Dispose();
-                    next = logits[.., -1, ..].argmax(-1, keepdim: true).MoveToOuterDisposeScope();
-                }
-                if (i % every == 0) { genRss.Add(Stats.RssMiB()); genLive.Add(Stats.LiveTensors()); }
-            }
-            next.Dispose();
+            var options = GenerationOptions.Greedy with { MaxNewTokens = tokens, UseKvCache = true, StopAtEndOfText = false };
+            foreach (var step in TextGenerator.GenerateIds(model, [prompt], options, eosId: null))
+                if ((step.Step + 1) % every == 0) { genRss.Add(Stats.RssMiB()); genLive.Add(Stats.LiveTensors()); }
         }
         return [Series("memory_train_rss", trainRss), Series("memory_train_live_tensors", trainLive),
                 Series("memory_generate_rss", genRss), Series("memory_generate_live_tensors", genLive)];
