@@ -72,7 +72,7 @@ public sealed class CharGptTrainWorkload : IWorkload
             {
                 using var scope = NewDisposeScope();
                 var (x, y) = batches[step % batches.Length];
-                opt.zero_grad();
+                model.zero_grad(); // set_to_none (Optimizer.zero_grad() in TorchSharp fills zeros instead)
                 var loss = GptModel.Loss(model.forward(x), y);
                 loss.backward();
                 opt.step();
@@ -87,7 +87,7 @@ public sealed class CharGptTrainWorkload : IWorkload
             using var scope = NewDisposeScope();
             var (x, y) = batches[s % batches.Length];
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            opt.zero_grad();
+            model.zero_grad(); // set_to_none (Optimizer.zero_grad() in TorchSharp fills zeros instead)
             var loss = GptModel.Loss(model.forward(x), y);
             fwd += sw.Elapsed.TotalMilliseconds; sw.Restart();
             loss.backward();

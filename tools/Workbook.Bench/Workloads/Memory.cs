@@ -64,7 +64,7 @@ public sealed class MemoryWorkload : IWorkload
             {
                 using (var scope = NewDisposeScope())
                 {
-                    opt.zero_grad();
+                    mlp.zero_grad(); // set_to_none
                     var loss = F.cross_entropy(mlp.forward(x), y);
                     loss.backward();
                     opt.step();

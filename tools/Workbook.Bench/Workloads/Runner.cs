@@ -40,7 +40,7 @@ public sealed class RunnerOverheadWorkload : IWorkload
     [
         $"#r \"{typeof(torch).Assembly.Location}\"\n#r \"{typeof(RunnerOverheadWorkload).Assembly.Location}\"\nusing TorchSharp;\nusing static TorchSharp.torch;\nusing F = TorchSharp.torch.nn.functional;",
         $"torch.manual_seed(0);\nvar model = Workbook.Bench.Workloads.MlpTrainWorkload.Build(new long[] {{ 784, 256, 128, 10 }});\nvar opt = optim.Adam(model.parameters(), lr: 1e-3);\nvar x = randn({batch}, 784);\nvar y = randint(10, new long[] {{ {batch} }});",
-        $"for (int s = 0; s < {steps}; s++)\n{{\n    using var scope = NewDisposeScope();\n    opt.zero_grad();\n    var loss = F.cross_entropy(model.forward(x), y);\n    loss.backward();\n    opt.step();\n}}\n\"trained\"",
+        $"for (int s = 0; s < {steps}; s++)\n{{\n    using var scope = NewDisposeScope();\n    model.zero_grad();\n    var loss = F.cross_entropy(model.forward(x), y);\n    loss.backward();\n    opt.step();\n}}\n\"trained\"",
         "model.Dispose(); opt.Dispose(); x.Dispose(); y.Dispose();",
     ];
 

@@ -48,7 +48,7 @@ public sealed class TrainerOverheadWorkload : IWorkload
                 {
                     using var scope = NewDisposeScope();
                     if (!e.MoveNext()) break;
-                    opt.zero_grad();
+                    model.zero_grad(); // set_to_none (Optimizer.zero_grad() in TorchSharp fills zeros instead)
                     var loss = F.cross_entropy(model.forward(e.Current.Input), e.Current.Target);
                     loss.backward();
                     opt.step();

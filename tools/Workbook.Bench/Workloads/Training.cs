@@ -19,7 +19,7 @@ static class TrainLoop
         for (int s = 0; s < steps; s++)
         {
             using var scope = NewDisposeScope();
-            opt.zero_grad();
+            model.zero_grad(); // set_to_none (Optimizer.zero_grad() in TorchSharp fills zeros instead)
             using var loss = F.cross_entropy(model.forward(x), y);
             loss.backward();
             opt.step();
