@@ -182,7 +182,7 @@ public sealed class Trainer
                     // Gradient accumulation: the k micro-batches of a step each contribute loss / k, so the summed gradient
                     // is the gradient of their mean loss. The last group of an epoch may be shorter.
                     int groupStart = b - b % AccumulationSteps;
-                    int groupSize = Math.Min(AccumulationSteps, batches - groupStart);
+                    int groupSize = Math.Max(1, Math.Min(AccumulationSteps, batches - groupStart));
                     var output = Model.call(input);
                     var loss = Loss(output, target);
                     (loss / groupSize).backward();
@@ -202,17 +202,7 @@ public sealed class Trainer
                             }
                         }
 
-                    if (groupCount == groupSize)
-                    {
-                        double? gradNorm = ClipGradNorm is { } maxNorm ? nn.utils.clip_grad_norm_(_parameters, maxNorm) : null;
-                        if (Schedule is not null) Optimizers.SetLearningRate(Optimizer, Schedule.LearningRate(Step));
-                        lr = Optimizers.GetLearningRate(Optimizer);
-                        Optimizer.step();
-                        Optimizer.zero_grad();
-                        History.Steps.Add(new StepRecord(Step, epoch, groupLoss / groupCount, lr, gradNorm));
-                        Step++;
-                        groupLoss = 0; groupCount = 0;
-                    }
+                    if (groupCount == groupSize) lr = OptimizerStep(epoch, ref groupLoss, ref groupCount);
 
                     if (StopOnNonFiniteLoss && !double.IsFinite(lossValue))
                     {
@@ -233,6 +223,14 @@ public sealed class Trainer
                 Optimizer.zero_grad(); // drop a half-accumulated step
                 break;
             }
+            if (groupCount > 0)
+            {
+                // The source yielded fewer batches than its BatchCount said: step on what was accumulated, so no
+                // gradient leaks into the next epoch.
+                using var scope = torch.NewDisposeScope();
+                lr = OptimizerStep(epoch, ref groupLoss, ref groupCount);
+            }
+            if (samples == 0) throw new InvalidOperationException($"The training source produced no batches in epoch {epoch + 1}.");
             double trainSeconds = clock.Elapsed.TotalSeconds;
 
             var trainMetrics = new Dictionary<string, double>();
@@ -257,6 +255,20 @@ public sealed class Trainer
             lastRecord?.TrainLoss ?? double.NaN, Optimizers.GetLearningRate(Optimizer), lastRecord?.SamplesPerSecond ?? 0,
             TimeSpan.FromSeconds(lastRecord?.Seconds ?? 0), History));
         return History;
+    }
+
+    /// <summary>Clip, set the scheduled rate, step, zero the gradients and record the step; returns the rate used.</summary>
+    double OptimizerStep(int epoch, ref double groupLoss, ref int groupCount)
+    {
+        double? gradNorm = ClipGradNorm is { } maxNorm ? nn.utils.clip_grad_norm_(_parameters, maxNorm) : null;
+        if (Schedule is not null) Optimizers.SetLearningRate(Optimizer, Schedule.LearningRate(Step));
+        double lr = Optimizers.GetLearningRate(Optimizer);
+        Optimizer.step();
+        Optimizer.zero_grad();
+        History.Steps.Add(new StepRecord(Step, epoch, groupLoss / groupCount, lr, gradNorm));
+        Step++;
+        groupLoss = 0; groupCount = 0;
+        return lr;
     }
 
     /// <summary>

@@ -283,6 +283,28 @@ public class TrainerTests
         Assert.True(history.Epochs.Count < 50);
     }
 
+    [Fact]
+    public void ACustomSourceThatEndsEarlyStillStepsAndLeavesNoGradient()
+    {
+        using var data = TrainingData.Classification(48, 5, 3, seed: 2);
+        torch.manual_seed(6);
+        var model = new TinyMlp(5, 7, 3);
+        var trainer = new Trainer(model, Optimizers.Sgd(model.parameters(), lr: 0.1), Losses.CrossEntropy) { Epochs = 2, AccumulationSteps = 2 };
+        trainer.Fit(new ShortSource(new BatchLoader(data, 16)));
+        // Per epoch: batches 1+2 make a step; batch 3 starts a group of 2 the source never finishes: stepped at the epoch's end.
+        Assert.Equal(4, trainer.Step);
+        Assert.All(model.parameters(), p => Assert.Equal(0f, p.grad!.abs().max().item<float>()));
+        Assert.Equal(new[] { 0, 0, 1, 1 }, trainer.History.Steps.Select(s => s.Epoch));
+    }
+
+    /// <summary>Claims one batch more than it yields (a streaming source that ran dry).</summary>
+    sealed class ShortSource(BatchLoader inner) : IBatchSource
+    {
+        public int BatchCount => inner.BatchCount + 1;
+        public long SampleCount => inner.SampleCount;
+        public IEnumerable<Batch> Batches(int epoch) => inner.Batches(epoch);
+    }
+
     /// <summary>Records (training, grad enabled) at every forward.</summary>
     sealed class ModeProbe : nn.Module<Tensor, Tensor>
     {
