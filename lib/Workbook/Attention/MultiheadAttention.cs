@@ -92,6 +92,9 @@ public sealed class MultiheadAttention : nn.Module
         Tensor? keyPaddingMask = null, bool isCausal = false, bool needWeights = true, bool averageWeights = true)
     {
         CheckInputs(query, key, value);
+        if (keyPaddingMask is not null && !keyPaddingMask.shape.SequenceEqual(key.shape[..^1]))
+            throw new ArgumentException($"MultiheadAttention: key_padding_mask {Shapes.Of(keyPaddingMask)} does not fit key {Shapes.Of(key)}; " +
+                $"expected [batch, key_len] = {Shapes.Of(key.shape[..^1])} (true = padding key).", nameof(keyPaddingMask));
         using var scope = NewDisposeScope();
         long E = embed_dim;
         Tensor q, k, v;

@@ -151,6 +151,9 @@ public class MultiheadAttentionTests
         e = Assert.Throws<ArgumentException>(() => mha.forward(randn(2, 5, 16), randn(2, 5, 16), randn(2, 5, 16), ones(5, 4, dtype: ScalarType.Bool)));
         Assert.Contains("attn_mask [5, 4]", e.Message);
         Assert.Contains("[T_q, T_k] = [5, 5]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => mha.forward(randn(2, 5, 16), randn(2, 7, 16), randn(2, 7, 16), keyPaddingMask: zeros(2, 5, dtype: ScalarType.Bool)));
+        Assert.Contains("key_padding_mask [2, 5]", e.Message);
+        Assert.Contains("expected [batch, key_len] = [2, 7]", e.Message);
         Assert.Throws<ArgumentException>(() => new MultiheadAttention(10, 4));
     }
 }
