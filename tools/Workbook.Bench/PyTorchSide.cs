@@ -17,6 +17,9 @@ public sealed class PyTorchSide
 
     PyTorchSide(string python, string script, int threads, JsonObject info) { _python = python; _script = script; _threads = threads; Info = info; }
 
+    /// <summary>Minutes one PyTorch workload may take: $WORKBOOK_BENCH_PY_TIMEOUT_MIN, default 60 (a loaded 2-core VM needs them for GPT-2).</summary>
+    static double TimeoutMinutes => double.TryParse(Environment.GetEnvironmentVariable("WORKBOOK_BENCH_PY_TIMEOUT_MIN"), System.Globalization.NumberStyles.Float, CultureInfo.InvariantCulture, out var m) && m > 0 ? m : 60;
+
     /// <summary>What the script reported about its torch: version, threads, BLAS.</summary>
     public JsonObject Info { get; }
 
@@ -46,7 +49,7 @@ public sealed class PyTorchSide
     {
         var (code, stdout, stderr) = RunProcess(_python,
             [_script, "--workload", workload, "--params", parameters.ToJsonString(), "--threads", _threads.ToString(CultureInfo.InvariantCulture)],
-            TimeSpan.FromMinutes(30));
+            TimeSpan.FromMinutes(TimeoutMinutes));
         var result = Parse(stdout);
         if (code != 0 || result?["rows"] is not JsonArray rows) return (null, $"pytorch_bench.py exited {code}: {Tail(stderr)}");
         var figures = rows.Select(r => new Figure(
