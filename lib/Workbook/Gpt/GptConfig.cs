@@ -1,0 +1,190 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Workbook.Gpt;
+
+/// <summary>
+/// The hyper-parameters of a GPT-2 model, with Hugging Face's <c>config.json</c> names in the docs.
+/// The published sizes are <see cref="Gpt2"/> (124M), <see cref="Gpt2Medium"/> (355M), <see cref="Gpt2Large"/> (774M)
+/// and <see cref="Gpt2XL"/> (1.5B); <see cref="FromPreset"/> picks one by its hub name.
+/// </summary>
+public sealed record GptConfig
+{
+    /// <summary>Vocabulary size (<c>vocab_size</c>): 50,257 for GPT-2's tokenizer.</summary>
+    public int VocabSize { get; init; } = 50257;
+
+    /// <summary>Context length, the number of learned positions (<c>n_positions</c>, nanoGPT's block_size).</summary>
+    public int NPositions { get; init; } = 1024;
+
+    /// <summary>Width of the residual stream (<c>n_embd</c>, d_model).</summary>
+    public int NEmbd { get; init; } = 768;
+
+    /// <summary>Number of transformer blocks (<c>n_layer</c>).</summary>
+    public int NLayer { get; init; } = 12;
+
+    /// <summary>Number of attention heads (<c>n_head</c>); <see cref="NEmbd"/> must be divisible by it.</summary>
+    public int NHead { get; init; } = 12;
+
+    /// <summary>Hidden width of the MLP (<c>n_inner</c>); null means 4 × <see cref="NEmbd"/>, as in GPT-2.</summary>
+    public int? NInner { get; init; }
+
+    /// <summary>LayerNorm epsilon (<c>layer_norm_epsilon</c>), 1e-5.</summary>
+    public double LayerNormEpsilon { get; init; } = 1e-5;
+
+    /// <summary>Dropout on embeddings, attention weights and residual branches (<c>embd_pdrop</c>, <c>attn_pdrop</c>, <c>resid_pdrop</c>); 0.1 in GPT-2's pretraining, 0 for inference.</summary>
+    public double Dropout { get; init; }
+
+    /// <summary>Id of the end-of-text token (<c>eos_token_id</c>, also <c>bos_token_id</c>): 50256 in GPT-2.</summary>
+    public int EosTokenId { get; init; } = 50256;
+
+    /// <summary>Head size, <see cref="NEmbd"/> / <see cref="NHead"/>.</summary>
+    public int HeadDim => NEmbd / NHead;
+
+    /// <summary>MLP hidden width actually used.</summary>
+    public int InnerDim => NInner ?? 4 * NEmbd;
+
+    /// <summary>GPT-2 small: 12 layers, 12 heads, 768 wide, 124,439,808 parameters.</summary>
+    public static GptConfig Gpt2 => new();
+
+    /// <summary>GPT-2 medium: 24 layers, 16 heads, 1024 wide (354.8M parameters).</summary>
+    public static GptConfig Gpt2Medium => new() { NLayer = 24, NHead = 16, NEmbd = 1024 };
+
+    /// <summary>GPT-2 large: 36 layers, 20 heads, 1280 wide (774.0M parameters).</summary>
+    public static GptConfig Gpt2Large => new() { NLayer = 36, NHead = 20, NEmbd = 1280 };
+
+    /// <summary>GPT-2 XL: 48 layers, 25 heads, 1600 wide (1557.6M parameters).</summary>
+    public static GptConfig Gpt2XL => new() { NLayer = 48, NHead = 25, NEmbd = 1600 };
+
+    /// <summary>The published names: gpt2, gpt2-medium, gpt2-large, gpt2-xl.</summary>
+    public static IReadOnlyList<string> PresetNames { get; } = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"];
+
+    /// <summary>The config of a published GPT-2 by its hub name (an optional <c>openai-community/</c> prefix is accepted).</summary>
+    /// <exception cref="ArgumentException">The name is not one of <see cref="PresetNames"/>.</exception>
+    public static GptConfig FromPreset(string name) => (name.StartsWith("openai-community/", StringComparison.Ordinal) ? name["openai-community/".Length..] : name) switch
+    {
+        "gpt2" => Gpt2,
+        "gpt2-medium" => Gpt2Medium,
+        "gpt2-large" => Gpt2Large,
+        "gpt2-xl" => Gpt2XL,
+        _ => throw new ArgumentException($"Unknown GPT-2 preset '{name}'; expected one of {string.Join(", ", PresetNames)}.", nameof(name)),
+    };
+
+    /// <summary>
+    /// The parameter count, computed from the sizes: token and position embeddings, per block two LayerNorms
+    /// (2 × 2E), attention (E·3E + 3E and E·E + E) and MLP (E·4E + 4E and 4E·E + E), and the final LayerNorm.
+    /// The LM head shares the token embedding, so it adds nothing.
+    /// </summary>
+    public long ParameterCount => (long)VocabSize * NEmbd + (long)NPositions * NEmbd + NLayer * BlockParameterCount + 2L * NEmbd;
+
+    /// <summary>Parameters in one transformer block.</summary>
+    public long BlockParameterCount
+    {
+        get
+        {
+            long e = NEmbd, f = InnerDim;
+            return 2 * e + (e * 3 * e + 3 * e) + (e * e + e) + 2 * e + (e * f + f) + (f * e + e);
+        }
+    }
+
+    /// <summary>Checks that the sizes make sense.</summary>
+    /// <exception cref="ArgumentException">A size is not positive, or <see cref="NEmbd"/> is not divisible by <see cref="NHead"/>.</exception>
+    public GptConfig Validate()
+    {
+        foreach (var (name, v) in new[] { (nameof(VocabSize), VocabSize), (nameof(NPositions), NPositions), (nameof(NEmbd), NEmbd), (nameof(NLayer), NLayer), (nameof(NHead), NHead), (nameof(InnerDim), InnerDim) })
+            if (v <= 0) throw new ArgumentException($"GptConfig.{name} must be positive, got {v}.");
+        if (NEmbd % NHead != 0) throw new ArgumentException($"GptConfig.NEmbd ({NEmbd}) must be divisible by NHead ({NHead}).");
+        if (Dropout is < 0 or >= 1) throw new ArgumentException($"GptConfig.Dropout must be in [0, 1), got {Dropout}.");
+        return this;
+    }
+
+    /// <summary>Reads a Hugging Face GPT-2 <c>config.json</c>.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a GPT-2 config or asks for a variant this implementation does not have.</exception>
+    public static GptConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"GPT-2 config not found: '{path}'.", path);
+        return FromJson(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses a Hugging Face GPT-2 config from JSON text (<paramref name="source"/> names it in errors).</summary>
+    /// <exception cref="InvalidDataException">Not a GPT-2 config, or an unsupported variant.</exception>
+    public static GptConfig FromJson(string json, string source = "config.json")
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException($"'{source}' is empty."); }
+        catch (JsonException e) { throw new InvalidDataException($"'{source}' is not valid JSON: {e.Message}", e); }
+
+        string? Str(string key) => o[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+        int? Int(string key) => o[key] is JsonValue v && v.TryGetValue<double>(out var d) ? (int)d : null;
+        double? Dbl(string key) => o[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
+        bool? Bool(string key) => o[key] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : null;
+
+        var modelType = Str("model_type");
+        if (modelType is not null && modelType != "gpt2")
+            throw new InvalidDataException($"'{source}' describes a '{modelType}' model; only model_type 'gpt2' is supported.");
+        var problems = new List<string>();
+        var act = Str("activation_function") ?? "gelu_new";
+        if (act is not ("gelu_new" or "gelu_pytorch_tanh" or "gelu_fast"))
+            problems.Add($"activation_function is '{act}', but this GPT-2 implements the tanh GELU ('gelu_new')");
+        if (Bool("tie_word_embeddings") == false) problems.Add("tie_word_embeddings is false, but the LM head here is tied to the token embedding");
+        if (Bool("scale_attn_by_inverse_layer_idx") == true) problems.Add("scale_attn_by_inverse_layer_idx is true (not supported)");
+        if (Bool("scale_attn_weights") == false) problems.Add("scale_attn_weights is false (not supported)");
+        if (Bool("add_cross_attention") == true) problems.Add("add_cross_attention is true (not supported)");
+        foreach (var key in new[] { "vocab_size", "n_embd", "n_layer", "n_head" })
+            if (Int(key) is null) problems.Add($"'{key}' is missing");
+        if (Int("n_positions") is null && Int("n_ctx") is null) problems.Add("'n_positions' is missing");
+        if (problems.Count > 0) throw new InvalidDataException($"'{source}' is not a supported GPT-2 config: {string.Join("; ", problems)}.");
+
+        var dropouts = new[] { Dbl("embd_pdrop"), Dbl("attn_pdrop"), Dbl("resid_pdrop") }.Where(d => d is not null).Select(d => d!.Value).ToList();
+        try
+        {
+            return new GptConfig
+            {
+                VocabSize = Int("vocab_size")!.Value,
+                NPositions = Int("n_positions") ?? Int("n_ctx")!.Value,
+                NEmbd = Int("n_embd")!.Value,
+                NLayer = Int("n_layer")!.Value,
+                NHead = Int("n_head")!.Value,
+                NInner = Int("n_inner"),
+                LayerNormEpsilon = Dbl("layer_norm_epsilon") ?? 1e-5,
+                Dropout = dropouts.Count > 0 ? dropouts.Max() : 0,
+                EosTokenId = Int("eos_token_id") ?? 50256,
+            }.Validate();
+        }
+        catch (ArgumentException e) { throw new InvalidDataException($"'{source}': {e.Message}", e); }
+    }
+
+    /// <summary>This config as a Hugging Face <c>config.json</c> (loadable by <c>transformers.GPT2LMHeadModel</c>).</summary>
+    public string ToJson(string torchDtype = "float32")
+    {
+        var o = new JsonObject
+        {
+            ["activation_function"] = "gelu_new",
+            ["architectures"] = new JsonArray("GPT2LMHeadModel"),
+            ["attn_pdrop"] = Dropout,
+            ["bos_token_id"] = EosTokenId,
+            ["embd_pdrop"] = Dropout,
+            ["eos_token_id"] = EosTokenId,
+            ["initializer_range"] = 0.02,
+            ["layer_norm_epsilon"] = LayerNormEpsilon,
+            ["model_type"] = "gpt2",
+            ["n_ctx"] = NPositions,
+            ["n_embd"] = NEmbd,
+            ["n_head"] = NHead,
+            ["n_inner"] = NInner,
+            ["n_layer"] = NLayer,
+            ["n_positions"] = NPositions,
+            ["resid_pdrop"] = Dropout,
+            ["scale_attn_weights"] = true,
+            ["tie_word_embeddings"] = true,
+            ["torch_dtype"] = torchDtype,
+            ["vocab_size"] = VocabSize,
+        };
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"GPT-2 config: {NLayer} layers, {NHead} heads, n_embd {NEmbd}, context {NPositions}, vocab {VocabSize}, {ParameterCount:N0} parameters");
+}

@@ -1,0 +1,48 @@
+using static TorchSharp.torch;
+
+namespace Workbook.Gpt;
+
+/// <summary>Deterministic evaluation of a language model on a whole token split.</summary>
+public static class GptEvaluation
+{
+    /// <summary>
+    /// Mean next-token cross-entropy over every token of <paramref name="tokens"/>, cut into consecutive,
+    /// non-overlapping windows of <paramref name="blockSize"/> (the last partial window included), without dropout.
+    /// Perplexity is <c>exp</c> of it.
+    /// </summary>
+    /// <param name="model">The model (evaluated in eval mode, restored afterwards).</param>
+    /// <param name="tokens">Token ids in the model's vocabulary.</param>
+    /// <param name="blockSize">Window length, at most the context.</param>
+    /// <param name="batchSize">Windows per forward pass.</param>
+    /// <param name="loss">Mean loss of logits against targets; default <see cref="GptModel.Loss"/> (e.g. pass
+    /// <see cref="CompactVocabulary.CrossEntropy"/> for a compact model).</param>
+    /// <exception cref="ArgumentException">Fewer than two tokens, or a window longer than the context.</exception>
+    public static double SplitLoss(GptModel model, IReadOnlyList<int> tokens, int blockSize, int batchSize = 16, Func<Tensor, Tensor, Tensor>? loss = null)
+    {
+        loss ??= GptModel.Loss;
+        if (tokens.Count < 2) throw new ArgumentException("Need at least two tokens to evaluate next-token loss.", nameof(tokens));
+        if (blockSize > model.Config.NPositions) throw new ArgumentException($"blockSize {blockSize} exceeds the context of {model.Config.NPositions}.", nameof(blockSize));
+        bool wasTraining = model.training;
+        model.eval();
+        double sum = 0;
+        long count = 0;
+        var starts = new List<int>();
+        for (int s = 0; s < tokens.Count - 1; s += blockSize) starts.Add(s);
+        using (no_grad())
+            foreach (var group in starts.GroupBy(s => Math.Min(blockSize, tokens.Count - 1 - s)))
+                foreach (var chunk in group.Chunk(batchSize))
+                {
+                    using var scope = NewDisposeScope();
+                    int T = group.Key;
+                    var x = new long[chunk.Length * T];
+                    var y = new long[chunk.Length * T];
+                    for (int b = 0; b < chunk.Length; b++)
+                        for (int t = 0; t < T; t++) { x[b * T + t] = tokens[chunk[b] + t]; y[b * T + t] = tokens[chunk[b] + t + 1]; }
+                    var logits = model.forward(tensor(x, [chunk.Length, T], device: model.Device));
+                    sum += loss(logits, tensor(y, [chunk.Length, T], device: model.Device)).item<float>() * x.Length;
+                    count += x.Length;
+                }
+        if (wasTraining) model.train();
+        return sum / count;
+    }
+}

@@ -1,0 +1,266 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Workbook.Gpt;
+
+/// <summary>
+/// Multi-head causal self-attention of GPT-2. One linear layer <c>c_attn</c> makes queries, keys and values for all
+/// heads at once; each head attends with <c>softmax(q kᵀ / √d_head + causal mask) v</c>; <c>c_proj</c> mixes the heads.
+/// Parameter names follow Hugging Face's GPT-2 (<c>attn.c_attn</c>, <c>attn.c_proj</c>) so checkpoints load by name.
+/// </summary>
+public sealed class CausalSelfAttention : Module<Tensor, Tensor>
+{
+    readonly Linear c_attn, c_proj;
+    readonly Dropout resid_dropout;
+    readonly int _nHead, _nEmbd;
+    readonly double _attnDropout;
+
+    /// <summary>Creates the attention layer of a block.</summary>
+    public CausalSelfAttention(GptConfig config) : base(nameof(CausalSelfAttention))
+    {
+        _nHead = config.NHead;
+        _nEmbd = config.NEmbd;
+        _attnDropout = config.Dropout;
+        c_attn = Linear(config.NEmbd, 3 * config.NEmbd);
+        c_proj = Linear(config.NEmbd, config.NEmbd);
+        resid_dropout = Dropout(config.Dropout);
+        RegisterComponents();
+    }
+
+    /// <summary>Self-attention over a whole sequence <c>[B, T, E]</c> with the causal mask.</summary>
+    public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
+
+    /// <summary>
+    /// Attention with an optional cache: the new positions' keys and values are appended to <paramref name="cache"/>'s
+    /// layer <paramref name="layer"/> and the queries attend to all cached positions. <paramref name="mask"/> is an
+    /// additive mask <c>[B or 1, 1, T, S]</c> (0 = may attend, -inf = may not); null means plain causal attention
+    /// over a sequence without past (or a single new token, which may attend everything before it).
+    /// </summary>
+    internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        long B = x.shape[0], T = x.shape[1], hd = _nEmbd / _nHead;
+        // [B, T, 3E] -> three [B, T, E] -> [B, H, T, hd]: each head sees its own hd-wide slice of the features.
+        var qkv = c_attn.forward(x).split(_nEmbd, dim: 2);
+        var q = qkv[0].view(B, T, _nHead, hd).transpose(1, 2);
+        var k = qkv[1].view(B, T, _nHead, hd).transpose(1, 2);
+        var v = qkv[2].view(B, T, _nHead, hd).transpose(1, 2);
+        bool pastExists = cache is not null && cache.Length > 0;
+        if (cache is not null) (k, v) = cache.Append(layer, k, v);
+        double p = training ? _attnDropout : 0.0;
+        // softmax(q kᵀ / √hd + mask) v in one fused kernel. Without a past, "is_causal" builds the lower-triangular mask
+        // itself; one new token after a past may attend to every cached position, so it needs no mask at all.
+        var y = mask is not null ? F.scaled_dot_product_attention(q, k, v, mask, p)
+            : F.scaled_dot_product_attention(q, k, v, null, p, is_casual: !(pastExists && T == 1));
+        y = y.transpose(1, 2).contiguous().view(B, T, _nEmbd); // heads side by side again
+        return resid_dropout.forward(c_proj.forward(y)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>GPT-2's position-wise MLP: <c>c_proj(gelu_tanh(c_fc(x)))</c>, 4× wider in the middle.</summary>
+public sealed class GptMlp : Module<Tensor, Tensor>
+{
+    readonly Linear c_fc, c_proj;
+    readonly Dropout dropout;
+
+    /// <summary>Creates the MLP of a block.</summary>
+    public GptMlp(GptConfig config) : base(nameof(GptMlp))
+    {
+        c_fc = Linear(config.NEmbd, config.InnerDim);
+        c_proj = Linear(config.InnerDim, config.NEmbd);
+        dropout = Dropout(config.Dropout);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// <c>x → c_proj(GELU(c_fc(x)))</c> with GPT-2's tanh approximation of GELU,
+    /// <c>0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))</c> (Hugging Face's "gelu_new").
+    /// </summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = F.gelu(c_fc.forward(x), approximate: TorchSharp.Modules.GELU.Approximate.tanh);
+        return dropout.forward(c_proj.forward(h)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A GPT-2 transformer block, pre-LayerNorm: <c>x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))</c>. Normalising the input
+/// of each branch (not the sum, as in the original Transformer) keeps a clean residual path from the embeddings to the
+/// output, which is what lets deep stacks train without warm-up tricks.
+/// </summary>
+public sealed class GptBlock : Module<Tensor, Tensor>
+{
+    readonly LayerNorm ln_1, ln_2;
+    readonly CausalSelfAttention attn;
+    readonly GptMlp mlp;
+
+    /// <summary>Creates a block.</summary>
+    public GptBlock(GptConfig config) : base(nameof(GptBlock))
+    {
+        ln_1 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        attn = new CausalSelfAttention(config);
+        ln_2 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        mlp = new GptMlp(config);
+        RegisterComponents();
+    }
+
+    /// <summary>The block over a whole sequence (causal, no cache).</summary>
+    public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
+
+    internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        x = x + attn.Forward(ln_1.forward(x), cache, layer, mask);
+        x = x + mlp.forward(ln_2.forward(x));
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// GPT-2 (Radford et al. 2019), the same network as Hugging Face's <c>GPT2LMHeadModel</c>: token embedding
+/// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NLayer"/> pre-LN blocks <c>h.i</c>, a final
+/// LayerNorm <c>ln_f</c>, and an LM head that reuses <c>wte</c>'s matrix (weight tying), so
+/// <c>logits = ln_f(h) · wteᵀ</c>. Parameter names are Hugging Face's without the <c>transformer.</c> prefix.
+/// Load real weights with <see cref="GptCheckpoint"/> or <see cref="GptHub"/>.
+/// </summary>
+public sealed class GptModel : Module<Tensor, Tensor>
+{
+    readonly Embedding wte, wpe;
+    readonly Dropout drop;
+    readonly ModuleList<GptBlock> h;
+    readonly LayerNorm ln_f;
+
+    /// <summary>Creates a GPT-2 with GPT-2's initialisation (see <see cref="InitWeights"/>).</summary>
+    public GptModel(GptConfig config, Device? device = null) : base(nameof(GptModel))
+    {
+        Config = config.Validate();
+        wte = Embedding(config.VocabSize, config.NEmbd);
+        wpe = Embedding(config.NPositions, config.NEmbd);
+        drop = Dropout(config.Dropout);
+        h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NLayer).Select(_ => new GptBlock(config)).ToArray());
+        ln_f = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        RegisterComponents();
+        InitWeights();
+        if (device is not null && device.type != DeviceType.CPU) this.to(device);
+    }
+
+    /// <summary>The model's sizes.</summary>
+    public GptConfig Config { get; }
+
+    /// <summary>The token embedding <c>[vocab, n_embd]</c>, also the LM head's weight.</summary>
+    public Tensor TokenEmbedding => wte.weight!;
+
+    /// <summary>The device the parameters are on.</summary>
+    public Device Device => wte.weight!.device;
+
+    /// <summary>Total number of parameters (the tied LM head counted once).</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// GPT-2's initialisation: weights ~ N(0, 0.02²), biases 0, LayerNorm 1/0, and the residual projections
+    /// (<c>attn.c_proj</c>, <c>mlp.c_proj</c>) ~ N(0, (0.02/√(2·n_layer))²) so the residual stream's variance does not
+    /// grow with depth.
+    /// </summary>
+    public void InitWeights()
+    {
+        using var _ = no_grad();
+        double residStd = 0.02 / Math.Sqrt(2.0 * Config.NLayer);
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else if (name.StartsWith("ln_", StringComparison.Ordinal) || name.Contains(".ln_")) p.fill_(1.0);
+            else if (name.EndsWith("c_proj.weight", StringComparison.Ordinal)) nn.init.normal_(p, 0, residStd);
+            else nn.init.normal_(p, 0, 0.02);
+        }
+    }
+
+    /// <summary>Logits <c>[B, T, vocab]</c> for token ids <c>[B, T]</c> (positions 0..T-1, causal).</summary>
+    public override Tensor forward(Tensor idx) => Forward(idx);
+
+    /// <summary>
+    /// The forward pass with the options of incremental and batched decoding.
+    /// </summary>
+    /// <param name="idx">Token ids <c>[B, T]</c> (int64).</param>
+    /// <param name="cache">If given, the tokens continue the cached sequence: their keys and values are appended and
+    /// they attend to the cached positions too. Positions then start at <c>cache.Length</c>.</param>
+    /// <param name="positions">Position ids <c>[B, T]</c>; defaults to <c>past .. past+T-1</c>. Left-padded batches pass
+    /// each row's own count so that its first real token is at position 0.</param>
+    /// <param name="padding">Bool <c>[B, past+T]</c>, true where a key position is padding and must not be attended to.</param>
+    /// <param name="hiddenStates">If given, receives the embeddings, the residual stream after each block but the last,
+    /// and the output of <c>ln_f</c> (Hugging Face's <c>output_hidden_states</c>); the caller disposes them.</param>
+    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, or runs past the context length.</exception>
+    public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null, List<Tensor>? hiddenStates = null)
+    {
+        if (idx.dim() != 2) throw new ArgumentException($"Token ids must be [batch, time], got shape [{string.Join(", ", idx.shape)}].", nameof(idx));
+        if (idx.dtype != ScalarType.Int64) throw new ArgumentException($"Token ids must be int64, got {idx.dtype}.", nameof(idx));
+        long B = idx.shape[0], T = idx.shape[1];
+        int past = cache?.Length ?? 0;
+        if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
+        if (past + T > Config.NPositions)
+            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.NPositions} positions.", nameof(idx));
+
+        using var scope = NewDisposeScope();
+        positions ??= arange(past, past + T, dtype: ScalarType.Int64, device: idx.device).unsqueeze(0);
+        var x = drop.forward(wte.forward(idx) + wpe.forward(positions)); // [B, T, E]
+        hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
+
+        var mask = BuildMask(B, T, past, padding, idx.device, x.dtype);
+        for (int i = 0; i < h.Count; i++)
+        {
+            x = h[i].Forward(x, cache, i, mask);
+            if (hiddenStates is not null && i < h.Count - 1) hiddenStates.Add(x.detach().clone().MoveToOuterDisposeScope());
+        }
+        cache?.Advance((int)T);
+        x = ln_f.forward(x);
+        hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
+        // Weight tying: the LM head scores each token by the dot product with its own input embedding.
+        return F.linear(x, wte.weight!).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The additive attention mask <c>[B|1, 1, T, past+T]</c>, or null when the attention layers can use plain causal
+    /// attention. Query i (absolute position past+i) may see key s iff s ≤ past+i and key s is not padding; a padding
+    /// query may always see itself, so that no row is fully masked (its output is never used).
+    /// </summary>
+    static Tensor? BuildMask(long B, long T, int past, Tensor? padding, Device device, ScalarType dtype)
+    {
+        if (padding is null && (past == 0 || T == 1)) return null;
+        long S = past + T;
+        var query = arange(past, S, device: device).view(T, 1);
+        var key = arange(0, S, device: device).view(1, S);
+        var allowed = key.le(query).view(1, 1, T, S);
+        if (padding is not null)
+        {
+            if (padding.dim() != 2 || padding.shape[0] != B || padding.shape[1] != S)
+                throw new ArgumentException($"Padding mask must be [batch {B}, past+T {S}], got [{string.Join(", ", padding.shape)}].", nameof(padding));
+            allowed = allowed.logical_and(padding.logical_not().view(B, 1, 1, S)).logical_or(key.eq(query).view(1, 1, T, S));
+        }
+        return zeros(allowed.shape, dtype: dtype, device: device).masked_fill(allowed.logical_not(), double.NegativeInfinity);
+    }
+
+    /// <summary>
+    /// Mean cross-entropy of next-token prediction: <paramref name="logits"/> <c>[B, T, V]</c> against
+    /// <paramref name="targets"/> <c>[B, T]</c> (the inputs shifted by one). log(V) at initialisation, ≈10.8 for GPT-2.
+    /// </summary>
+    public static Tensor Loss(Tensor logits, Tensor targets) =>
+        F.cross_entropy(logits.view(-1, logits.shape[^1]), targets.view(-1));
+
+    /// <summary>Parameter counts by part (embeddings, each block, final LayerNorm), for the architecture walk-through.</summary>
+    public IReadOnlyList<(string Part, long Parameters)> ParameterBreakdown()
+    {
+        var groups = new List<(string, long)>();
+        foreach (var (name, p) in named_parameters())
+        {
+            var parts = name.Split('.');
+            string part = parts[0] == "h" ? $"h.{parts[1]}" : parts[0];
+            int at = groups.FindIndex(g => g.Item1 == part);
+            if (at < 0) groups.Add((part, p.numel()));
+            else groups[at] = (part, groups[at].Item2 + p.numel());
+        }
+        return groups;
+    }
+}
