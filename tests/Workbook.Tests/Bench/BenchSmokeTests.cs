@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace Workbook.Tests.Bench;
+
+/// <summary>
+/// The benchmark's smoke test: runs tools/Workbook.Bench with --smoke (tiny sizes, a few steps; PyTorch too where
+/// /usr/bin/python3 has torch) and checks that bench.json names every workload row with positive figures on the
+/// TorchSharp side (and on the PyTorch side when it ran). No timing assertions: CI machines are too noisy.
+/// </summary>
+public class BenchSmokeTests
+{
+    static readonly string[] ExpectedRows =
+    [
+        "chargpt_train", "gpt2_decode_cache", "gpt2_decode_nocache", "gpt2_decode_bound", "gpt2_forward_128",
+        "mlp_train", "cnn_train", "attn_explicit", "attn_fused", "copy_bandwidth", "read_bandwidth",
+        "trainer_overhead", "runner_overhead", "runner_loop_overhead", "linear3d_module", "linear3d_addmm",
+        "memory_train_rss", "memory_train_live_tensors", "memory_generate_rss", "memory_generate_live_tensors",
+    ];
+
+    /// <summary>PyTorch rows that torch 1.13 cannot provide may be missing on that side; every other row must be there.</summary>
+    static readonly string[] PyTorchOptional = ["attn_fused"];
+
+    /// <summary>Rows about our own tools (runner, Trainer): no PyTorch counterpart.</summary>
+    static readonly string[] TorchSharpOnly = ["trainer_overhead", "runner_overhead", "runner_loop_overhead"];
+
+    [Fact]
+    public void Smoke_run_reports_every_workload_with_positive_figures()
+    {
+        var outDir = Path.Combine(Path.GetTempPath(), $"workbook-bench-smoke-{Environment.ProcessId}");
+        if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        var (code, output) = RunBench(outDir);
+        Assert.True(code == 0, $"bench --smoke exited {code}:\n{output}");
+
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "bench.json")))!.AsObject();
+        Assert.True(json["smoke"]!.GetValue<bool>());
+        var rows = json["rows"]!.AsArray().Select(r => r!.AsObject()).ToDictionary(r => r["name"]!.GetValue<string>());
+        Assert.Equal(ExpectedRows.Order(), rows.Keys.Order());
+        bool pytorchRan = json["pytorch"] is JsonObject;
+        foreach (var name in ExpectedRows)
+        {
+            var row = rows[name];
+            AssertPositive(row["torchsharp"], $"{name} (TorchSharp): {row["torchsharp_error"]}");
+            if (pytorchRan && !PyTorchOptional.Contains(name) && !TorchSharpOnly.Contains(name))
+                AssertPositive(row["pytorch"], $"{name} (PyTorch): {row["pytorch_error"]}");
+        }
+        // The KV cache and full recompute must decode the same greedy tokens (same model, same prompt).
+        Assert.True(rows["gpt2_decode_cache"]["torchsharp"]!["extra"]!["cache_and_recompute_agree"]!.GetValue<bool>());
+        Assert.True(File.Exists(Path.Combine(outDir, "bench.txt")));
+        Directory.Delete(outDir, recursive: true);
+    }
+
+    static void AssertPositive(JsonNode? figure, string what)
+    {
+        Assert.True(figure is JsonObject, $"{what}: no figure");
+        var samples = figure!["samples"]!.AsArray().Select(s => s!.GetValue<double>()).ToArray();
+        Assert.True(samples.Length >= 3, $"{what}: {samples.Length} samples, expected at least 3");
+        Assert.All(samples, s => Assert.True(double.IsFinite(s) && s > 0, $"{what}: sample {s} is not a positive number"));
+        Assert.True(figure["median"]!.GetValue<double>() > 0, $"{what}: median not positive");
+    }
+
+    /// <summary>Runs the built bench (same configuration as these tests) if present, else `dotnet run` builds it.</summary>
+    static (int Code, string Output) RunBench(string outDir)
+    {
+        var repo = TestSetup.RepoRoot;
+        var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
+        var dll = Path.Combine(repo, "tools", "Workbook.Bench", "bin", config, "net10.0", "Workbook.Bench.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = repo };
+        if (File.Exists(dll)) psi.ArgumentList.Add(dll);
+        else foreach (var a in new[] { "run", "--project", Path.Combine(repo, "tools", "Workbook.Bench"), "-c", config, "--" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "--smoke", "--out", outDir }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(10)))
+        {
+            p.Kill(entireProcessTree: true);
+            return (-1, "timed out after 10 minutes\n" + stdout.Result + stderr.Result);
+        }
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+}

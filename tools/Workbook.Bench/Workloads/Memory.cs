@@ -1,0 +1,92 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
+using Workbook.Gpt;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Workbook.Bench.Workloads;
+
+/// <summary>
+/// Workload 6: memory stays flat. RSS and the live tensor count are sampled every few steps over 2,000 MLP training
+/// steps and over 500 greedily generated tokens (a char-GPT with the KV cache). The figure is the median of the samples
+/// taken after the first tenth of the run; the spread column is then the range of the series (0% = perfectly flat), and
+/// the JSON keeps the whole series and the growth from the first kept sample to the last.
+/// </summary>
+public sealed class MemoryWorkload : IWorkload
+{
+    /// <inheritdoc/>
+    public string Name => "memory";
+    /// <inheritdoc/>
+    public string Description => "memory over 2,000 training steps and 500 generated tokens: RSS and live tensors (flat?)";
+    /// <inheritdoc/>
+    public IReadOnlyList<RowSpec> Rows { get; } =
+    [
+        new("memory_train_rss", "MiB", false), new("memory_train_live_tensors", "tensors", false, Compare: false),
+        new("memory_generate_rss", "MiB", false), new("memory_generate_live_tensors", "tensors", false, Compare: false),
+    ];
+    /// <inheritdoc/>
+    public bool HasPyTorch => true;
+
+    /// <inheritdoc/>
+    public JsonObject Parameters(bool smoke) => new()
+    {
+        ["train_steps"] = smoke ? 40 : 2000, ["generate_tokens"] = smoke ? 20 : 500, ["samples"] = 20,
+        ["batch"] = 64, ["sizes"] = new JsonArray(784, 256, 128, 10),
+        ["vocab"] = 65, ["n_positions"] = 1024, ["n_layer"] = smoke ? 2 : 4, ["n_head"] = 4, ["n_embd"] = smoke ? 32 : 128, ["prompt"] = 16,
+    };
+
+    /// <summary>Turns a sampled series into a figure: drop the first tenth (warm-up), keep the rest and the growth.</summary>
+    static Figure Series(string name, List<double> series)
+    {
+        var kept = series.Skip(Math.Max(1, series.Count / 10)).ToArray();
+        return new Figure(name, kept, new JsonObject
+        {
+            ["growth"] = kept[^1] - kept[0],
+            ["series"] = new JsonArray(series.Select(v => (JsonNode)JsonValue.Create(Math.Round(v, 2))!).ToArray()),
+        });
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Figure> Run(JsonObject p)
+    {
+        int steps = p.Int("train_steps"), tokens = p.Int("generate_tokens"), samples = p.Int("samples"), batch = p.Int("batch");
+        var sizes = p.Longs("sizes");
+        var trainRss = new List<double>();
+        var trainLive = new List<double>();
+        torch.manual_seed(0);
+        using (var mlp = MlpTrainWorkload.Build(sizes))
+        using (var opt = optim.Adam(mlp.parameters(), lr: 1e-3))
+        using (var x = randn(batch, sizes[0]))
+        using (var y = randint(sizes[^1], [batch]))
+        {
+            int every = Math.Max(1, steps / samples);
+            for (int s = 1; s <= steps; s++)
+            {
+                using (var scope = NewDisposeScope())
+                {
+                    mlp.zero_grad(); // set_to_none
+                    var loss = F.cross_entropy(mlp.forward(x), y);
+                    loss.backward();
+                    opt.step();
+                }
+                if (s % every == 0) { trainRss.Add(Stats.RssMiB()); trainLive.Add(Stats.LiveTensors()); }
+            }
+        }
+
+        var genRss = new List<double>();
+        var genLive = new List<double>();
+        var config = new GptConfig { VocabSize = p.Int("vocab"), NPositions = p.Int("n_positions"), NLayer = p.Int("n_layer"), NHead = p.Int("n_head"), NEmbd = p.Int("n_embd") };
+        using (var model = new GptModel(config))
+        {
+            // The library's generation loop (KV cache, greedy), sampled while it streams tokens.
+            var rng = new Random(0);
+            var prompt = Enumerable.Range(0, p.Int("prompt")).Select(_ => rng.Next(config.VocabSize)).ToArray();
+            int every = Math.Max(1, tokens / samples);
+            var options = GenerationOptions.Greedy with { MaxNewTokens = tokens, UseKvCache = true, StopAtEndOfText = false };
+            foreach (var step in TextGenerator.GenerateIds(model, [prompt], options, eosId: null))
+                if ((step.Step + 1) % every == 0) { genRss.Add(Stats.RssMiB()); genLive.Add(Stats.LiveTensors()); }
+        }
+        return [Series("memory_train_rss", trainRss), Series("memory_train_live_tensors", trainLive),
+                Series("memory_generate_rss", genRss), Series("memory_generate_live_tensors", genLive)];
+    }
+}
