@@ -33,7 +33,7 @@ namespace Workbook.Bench
         [
             new CharGptTrainWorkload(), new Gpt2Workload(), new MlpTrainWorkload(), new CnnTrainWorkload(),
             new AttentionWorkload(), new BandwidthWorkload(), new TrainerOverheadWorkload(), new RunnerOverheadWorkload(),
-            new MemoryWorkload(), new LinearWorkload(),
+            new MemoryWorkload(), new LinearWorkload(), new LibraryWorkload(),
         ];
 
         public static int Run(string[] args)

@@ -16,13 +16,15 @@ public class BenchSmokeTests
         "mlp_train", "cnn_train", "attn_explicit", "attn_fused", "copy_bandwidth", "read_bandwidth",
         "trainer_overhead", "runner_overhead", "runner_loop_overhead", "linear3d_module", "linear3d_addmm",
         "memory_train_rss", "memory_train_live_tensors", "memory_generate_rss", "memory_generate_live_tensors",
+        "mha_ours", "mha_torchsharp", "cnn_inference", "shipped_decode_cache", "shipped_decode_nocache", "shipped_prompt",
     ];
 
     /// <summary>PyTorch rows that torch 1.13 cannot provide may be missing on that side; every other row must be there.</summary>
     static readonly string[] PyTorchOptional = ["attn_fused"];
 
     /// <summary>Rows about our own tools (runner, Trainer): no PyTorch counterpart.</summary>
-    static readonly string[] TorchSharpOnly = ["trainer_overhead", "runner_overhead", "runner_loop_overhead"];
+    static readonly string[] TorchSharpOnly = ["trainer_overhead", "runner_overhead", "runner_loop_overhead",
+        "mha_ours", "mha_torchsharp", "cnn_inference", "shipped_decode_cache", "shipped_decode_nocache", "shipped_prompt"];
 
     [Fact]
     public void Smoke_run_reports_every_workload_with_positive_figures()
