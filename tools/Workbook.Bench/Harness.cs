@@ -25,7 +25,8 @@ public sealed record Figure(string Name, double[] Samples, JsonObject? Extra = n
 /// <param name="Name">Row id, the same on both sides (pytorch_bench.py uses it).</param>
 /// <param name="Unit">Unit of the figure.</param>
 /// <param name="HigherIsBetter">True for throughputs, false for times and memory.</param>
-/// <param name="Compare">False where a ratio means nothing (live tensor counts: each framework counts differently).</param>
+/// <param name="Compare">False where a ratio means nothing (live tensor counts: each framework counts differently; the
+/// bandwidth bound, a property of the machine at the moment it was measured).</param>
 public sealed record RowSpec(string Name, string Unit, bool HigherIsBetter, bool Compare = true);
 
 /// <summary>

@@ -196,7 +196,8 @@ namespace Workbook.Bench
                 var extra = r!["torchsharp"]?["extra"];
                 if (r["name"]!.GetValue<string>() == "gpt2_decode_cache" && extra is not null)
                     sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                        $"GPT-2 decode: {extra["weight_bytes_per_token"]!.GetValue<long>() / 1e6:F0} MB of weights per token, copy bandwidth {extra["copy_bandwidth_gbs"]!.GetValue<double>():F1} GB/s: KV cache reaches {extra["fraction_of_bound"]!.GetValue<double>():P0} of the bound, {extra["cache_speedup"]!.GetValue<double>():F1}x faster than recompute."));
+                        $"GPT-2 decode: {extra["weight_bytes_per_token"]!.GetValue<long>() / 1e6:F0} MB of weights per token, copy bandwidth {extra["copy_bandwidth_gbs"]!.GetValue<double>():F1} GB/s: KV cache reaches {extra["fraction_of_bound"]!.GetValue<double>():P0} of the bound ({extra["fraction_of_read_bound"]!.GetValue<double>():P0} of the bound from the read bandwidth, {extra["read_bandwidth_gbs"]!.GetValue<double>():F1} GB/s), {extra["cache_speedup"]!.GetValue<double>():F1}x faster than recompute."
+                        + $" With the library's CPU kernels off (F.linear only): decode {extra["kernels_off_decode_cache_tokens_per_s"]!.GetValue<double>():F1} tokens/s, forward [1,128] {extra["kernels_off_forward_128_ms"]!.GetValue<double>():F0} ms; {extra["onednn_calibration"]}."));
                 if (r["name"]!.GetValue<string>().StartsWith("memory_", StringComparison.Ordinal))
                 {
                     string Growth(string side) => r[side]?["extra"]?["growth"] is JsonNode g ? g.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "-";

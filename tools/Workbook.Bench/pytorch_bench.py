@@ -174,7 +174,7 @@ class GPT(nn.Module):
             else:
                 nn.init.normal_(p, 0.0, 0.02)
 
-    def forward(self, idx, cache=None):
+    def forward(self, idx, cache=None, last_only=False):
         past = cache.length if cache is not None else 0
         T = idx.size(1)
         pos = torch.arange(past, past + T).unsqueeze(0)
@@ -183,7 +183,10 @@ class GPT(nn.Module):
             x = block(x, cache, i)
         if cache is not None:
             cache.length += T
-        return F.linear(self.ln_f(x), self.wte.weight)
+        x = self.ln_f(x)
+        if last_only:  # generation needs the last position's logits only (nanoGPT's inference path)
+            x = x[:, -1:, :]
+        return F.linear(x, self.wte.weight)
 
 
 def greedy(model, prompt, new_tokens, use_cache):
@@ -193,12 +196,12 @@ def greedy(model, prompt, new_tokens, use_cache):
             cache = KvCache(model.c, 1, prompt.size(1) + new_tokens)
             nxt = prompt
             for _ in range(new_tokens):
-                nxt = model(nxt, cache)[:, -1, :].argmax(-1, keepdim=True)
+                nxt = model(nxt, cache, last_only=True)[:, -1, :].argmax(-1, keepdim=True)
                 out.append(nxt.item())
         else:
             seq = prompt
             for _ in range(new_tokens):
-                nxt = model(seq)[:, -1, :].argmax(-1, keepdim=True)
+                nxt = model(seq, last_only=True)[:, -1, :].argmax(-1, keepdim=True)
                 out.append(nxt.item())
                 seq = torch.cat([seq, nxt], 1)
     return out
@@ -275,16 +278,19 @@ def copy_gbs(numel, iters, reps):
     return [2.0 * numel * 4 * iters / s / 1e9 for s in time_reps(reps, 1, run)]
 
 
-def w_bandwidth(p):
-    numel, iters, reps = p["numel"], p["iters"], p["reps"]
-    copy = copy_gbs(numel, iters, reps)
+def read_gbs(numel, iters, reps):
     src = torch.randn(numel)
 
     def run():
         for _ in range(iters):
             src.sum()
-    read = [numel * 4 * iters / s / 1e9 for s in time_reps(reps, 1, run)]
-    return [{"name": "copy_bandwidth", "samples": copy}, {"name": "read_bandwidth", "samples": read}]
+    return [numel * 4 * iters / s / 1e9 for s in time_reps(reps, 1, run)]
+
+
+def w_bandwidth(p):
+    numel, iters, reps = p["numel"], p["iters"], p["reps"]
+    return [{"name": "copy_bandwidth", "samples": copy_gbs(numel, iters, reps)},
+            {"name": "read_bandwidth", "samples": read_gbs(numel, iters, reps)}]
 
 
 def w_chargpt(p):
@@ -339,20 +345,22 @@ def w_gpt2(p):
     res = {}
     greedy(model, prompt, min(4, new), True)  # warm-up on a few tokens only, as on the C# side
     greedy(model, prompt, min(4, new), False)
-    cached = [new / s for s in time_reps(reps, 0, lambda: res.__setitem__("a", greedy(model, prompt, new, True)))]
+    cached = [new / s for s in time_reps(p["reps_fast"], 1, lambda: res.__setitem__("a", greedy(model, prompt, new, True)))]
+    n = sum(q.numel() for q in model.parameters())
+    bw = copy_gbs(p["copy_numel"], 5, 3)  # right after the decode, as on the C# side
+    rbw = read_gbs(p["copy_numel"], 5, 3)
+    bound = [g * 1e9 / (n * 4) for g in bw]
     recompute = [new / s for s in time_reps(reps, 0, lambda: res.__setitem__("b", greedy(model, prompt, new, False)))]
     x = torch.randint(c["vocab"], (1, p["forward_T"]))
 
     def fwd():
         with torch.no_grad():
             model(x)
-    forward = [s * 1000 for s in time_reps(reps, 1, fwd)]
-    n = sum(q.numel() for q in model.parameters())
-    bw = copy_gbs(p["copy_numel"], 5, 3)
-    bound = [g * 1e9 / (n * 4) for g in bw]
+    forward = [s * 1000 for s in time_reps(p["reps_fast"], 2, fwd)]
     med = lambda xs: sorted(xs)[len(xs) // 2]
     extra = {"parameters": n, "weight_bytes_per_token": n * 4, "copy_bandwidth_gbs": med(bw),
              "fraction_of_bound": med(cached) / med(bound), "cache_speedup": med(cached) / med(recompute),
+             "read_bandwidth_gbs": med(rbw), "fraction_of_read_bound": med(cached) * n * 4 / (med(rbw) * 1e9),
              "cache_and_recompute_agree": res["a"] == res["b"]}
     return [{"name": "gpt2_decode_cache", "samples": cached, "extra": extra},
             {"name": "gpt2_decode_nocache", "samples": recompute},
@@ -390,7 +398,7 @@ def w_memory(p):
     every = max(1, tokens // samples)
     with torch.no_grad():
         for i in range(1, tokens + 1):
-            nxt = g(nxt, cache)[:, -1, :].argmax(-1, keepdim=True)
+            nxt = g(nxt, cache, last_only=True)[:, -1, :].argmax(-1, keepdim=True)
             if i % every == 0:
                 ge_rss.append(rss_mib())
                 ge_live.append(live_tensors())

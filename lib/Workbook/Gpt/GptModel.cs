@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using Workbook.Kernels;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using F = TorchSharp.torch.nn.functional;
@@ -44,7 +45,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         long B = x.shape[0], T = x.shape[1], hd = _nEmbd / _nHead;
         // [B, T, 3E] -> three [B, T, E] -> [B, H, T, hd]: each head sees its own hd-wide slice of the features.
-        var qkv = c_attn.forward(x).split(_nEmbd, dim: 2);
+        var qkv = InferenceLinear.Forward(c_attn, x).split(_nEmbd, dim: 2);
         var q = qkv[0].view(B, T, _nHead, hd).transpose(1, 2);
         var k = qkv[1].view(B, T, _nHead, hd).transpose(1, 2);
         var v = qkv[2].view(B, T, _nHead, hd).transpose(1, 2);
@@ -56,7 +57,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         var y = mask is not null ? F.scaled_dot_product_attention(q, k, v, mask, p)
             : F.scaled_dot_product_attention(q, k, v, null, p, is_casual: !(pastExists && T == 1));
         y = y.transpose(1, 2).contiguous().view(B, T, _nEmbd); // heads side by side again
-        return resid_dropout.forward(c_proj.forward(y)).MoveToOuterDisposeScope();
+        return resid_dropout.forward(InferenceLinear.Forward(c_proj, y)).MoveToOuterDisposeScope();
     }
 }
 
@@ -82,8 +83,8 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = F.gelu(c_fc.forward(x), approximate: TorchSharp.Modules.GELU.Approximate.tanh);
-        return dropout.forward(c_proj.forward(h)).MoveToOuterDisposeScope();
+        var h = F.gelu(InferenceLinear.Forward(c_fc, x), approximate: TorchSharp.Modules.GELU.Approximate.tanh);
+        return dropout.forward(InferenceLinear.Forward(c_proj, h)).MoveToOuterDisposeScope();
     }
 }
 
@@ -207,6 +208,10 @@ public sealed class GptModel : Module<Tensor, Tensor>
             throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.NPositions} positions.", nameof(idx));
 
         using var scope = NewDisposeScope();
+        // One token without gradients (cached decoding): the linear layers become matrix-vector products on the
+        // MatVec kernel, which needs the cores more than libtorch's tiny ops do (see InferenceLinear.DecodeScope).
+        using var decode = B * T == 1 && !(is_grad_enabled() && wte.weight!.requires_grad) && idx.device_type == DeviceType.CPU
+            ? InferenceLinear.DecodeScope() : null;
         positions ??= arange(past, past + T, dtype: ScalarType.Int64, device: idx.device).unsqueeze(0);
         var x = drop.forward(wte.forward(idx) + wpe.forward(positions)); // [B, T, E]
         hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
@@ -221,8 +226,10 @@ public sealed class GptModel : Module<Tensor, Tensor>
         x = ln_f.forward(x);
         hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
         if (lastPositionOnly) x = x.narrow(1, T - 1, 1);
-        // Weight tying: the LM head scores each token by the dot product with its own input embedding.
-        return F.linear(x, wte.weight!).MoveToOuterDisposeScope();
+        // Weight tying: the LM head scores each token by the dot product with its own input embedding. Under no_grad,
+        // InferenceLinear runs it (and every other linear layer) on the fastest CPU path for the shape; with gradients
+        // it is F.linear.
+        return InferenceLinear.Forward(x, wte.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using TorchSharp;
+using Workbook.Kernels;
 using Workbook.Text;
 using static TorchSharp.torch;
 
@@ -208,6 +209,9 @@ public sealed class TextGenerator
                 using (no_grad())
                 {
                     int total = seq.Count - windowStart, from = cache is null ? 0 : fed, T = total - from;
+                    // One new token: the whole step (forward and sampling) runs libtorch on one thread, so that no
+                    // OpenMP worker left spinning by the sampling ops competes with the MatVec kernel's threads.
+                    using var decode = B * T == 1 && device.type == DeviceType.CPU ? InferenceLinear.DecodeScope() : null;
                     var ids = new long[B * T];
                     var positions = new long[B * T];
                     for (int t = 0; t < T; t++)

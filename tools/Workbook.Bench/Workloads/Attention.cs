@@ -84,15 +84,19 @@ public sealed class BandwidthWorkload : IWorkload
             .Select(s => 2.0 * numel * 4 * iters / s / 1e9).ToArray();
     }
 
+    /// <summary>Read bandwidth (GB/s) per repetition: <c>sum()</c> of a tensor of <paramref name="numel"/> floats.</summary>
+    public static double[] Read(long numel, int iters, int reps)
+    {
+        using var src = randn(numel);
+        return Stats.TimeReps(reps, 1, () => { for (int i = 0; i < iters; i++) src.sum().Dispose(); })
+            .Select(s => (double)numel * 4 * iters / s / 1e9).ToArray();
+    }
+
     /// <inheritdoc/>
     public IReadOnlyList<Figure> Run(JsonObject p)
     {
         long numel = p.Int("numel");
         int iters = p.Int("iters"), reps = p.Int("reps");
-        var copy = Copy(numel, iters, reps);
-        using var src = randn(numel);
-        var read = Stats.TimeReps(reps, 1, () => { for (int i = 0; i < iters; i++) src.sum().Dispose(); })
-            .Select(s => (double)numel * 4 * iters / s / 1e9).ToArray();
-        return [new Figure("copy_bandwidth", copy), new Figure("read_bandwidth", read)];
+        return [new Figure("copy_bandwidth", Copy(numel, iters, reps)), new Figure("read_bandwidth", Read(numel, iters, reps))];
     }
 }

@@ -93,7 +93,7 @@ public sealed class CnnTrainWorkload : IWorkload
     public bool HasPyTorch => true;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new() { ["batch"] = 64, ["steps"] = smoke ? 3 : 60, ["reps"] = smoke ? 3 : 5 };
+    public JsonObject Parameters(bool smoke) => new() { ["batch"] = 64, ["steps"] = smoke ? 3 : 200, ["reps"] = smoke ? 3 : 5 };
 
     /// <summary>The network measured: the library's notebook-06 CNN.</summary>
     public static string ModelSource => "Workbook.Vision.SimpleCNN (conv 1->8->16, fc 784->10)";
