@@ -228,7 +228,7 @@ def train_samples_per_s(model, x, y, batch, steps, reps):
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             opt.step()
-    return [batch * steps / s for s in time_reps(reps, 1, run)]
+    return [batch * steps / s for s in time_reps(reps, 2, run)]  # two warm-ups, as on the C# side
 
 
 def w_mlp(p):
@@ -314,7 +314,7 @@ def w_chargpt(p):
             logits = model(x)
             F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1)).backward()
             opt.step()
-    secs = time_reps(p["reps"], 1, run)
+    secs = time_reps(p["reps"], 2, run)
     # Where a step's time goes (one more pass, phases timed apart), as on the C# side.
     fwd = bwd = step = 0.0
     for s in range(steps):

@@ -39,7 +39,7 @@ public sealed class CharGptTrainWorkload : IWorkload
     public JsonObject Parameters(bool smoke) => new()
     {
         ["vocab"] = 65, ["n_layer"] = smoke ? 2 : 4, ["n_head"] = 4, ["n_embd"] = smoke ? 32 : 128,
-        ["block"] = smoke ? 16 : 64, ["batch"] = smoke ? 4 : 12, ["steps"] = smoke ? 2 : 25, ["reps"] = smoke ? 3 : 3,
+        ["block"] = smoke ? 16 : 64, ["batch"] = smoke ? 4 : 12, ["steps"] = smoke ? 2 : 25, ["reps"] = smoke ? 3 : 5,
         ["lr"] = 1e-3, ["weight_decay"] = 0.1,
     };
 
@@ -79,7 +79,7 @@ public sealed class CharGptTrainWorkload : IWorkload
                 opt.step();
             }
         }
-        var seconds = Stats.TimeReps(p.Int("reps"), warmup: 1, Train);
+        var seconds = Stats.TimeReps(p.Int("reps"), warmup: 2, Train); // two, as for every training workload
 
         // Where a step's time goes (one more pass, phases timed apart): forward+loss, backward, optimizer.
         double fwd = 0, bwd = 0, opt_ = 0;

@@ -31,7 +31,8 @@ static class TrainLoop
     {
         model.train();
         using var opt = optim.Adam(model.parameters(), lr: 1e-3);
-        var seconds = Stats.TimeReps(reps, warmup: 1, () => Steps(model, opt, x, y, steps));
+        // Two warm-up repetitions: the first ones after building a model still climb (allocator, runtime), on both sides.
+        var seconds = Stats.TimeReps(reps, warmup: 2, () => Steps(model, opt, x, y, steps));
         return seconds.Select(t => batch * (double)steps / t).ToArray();
     }
 }
