@@ -92,7 +92,8 @@ public static class InferenceLinear
     /// few that still open an OpenMP parallel region (attention over the heads) leave its workers spinning on the
     /// cores the matrix-vector kernel needs: measured on 2 cores, GPT-2 124M decodes a token in 11.9 ms this way and
     /// in 17–22 ms with both libtorch and the kernel on two threads. Returns null (nothing to undo) when the fast paths
-    /// are off or libtorch already runs on one thread. Dispose it to restore the thread count.
+    /// are off or libtorch already runs on one thread. Dispose it to restore the thread count. The thread count is
+    /// process-wide: do not decode from several threads at once inside such scopes.
     /// </summary>
     public static IDisposable? DecodeScope()
     {

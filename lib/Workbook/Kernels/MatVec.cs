@@ -28,6 +28,9 @@ public static class MatVec
 
     [ThreadStatic] internal static int t_decodeThreads;
 
+    /// <summary>Whether the 512-bit loop runs (where the CPU has it). Tests turn it off to check the AVX2 loop too.</summary>
+    internal static bool UseAvx512 { get; set; } = Avx512F.IsSupported;
+
     /// <summary>Matrices smaller than this many elements run on the calling thread: splitting costs more than it saves.</summary>
     public const long ParallelThreshold = 1 << 18;
 
@@ -105,7 +108,7 @@ public static class MatVec
             // FMA pipes and the memory system busy. The weights are read exactly once, front to back. The two loops
             // differ only in vector width; net8.0 has no generic vector type to write them once, and the 512-bit one
             // streams 63 GB/s on 2 cores where the 256-bit one reaches 48 (Zen 5, measured).
-            if (Avx512F.IsSupported)
+            if (UseAvx512)
                 for (; r + 4 <= end; r += 4) Four512(r);
             else
                 for (; r + 4 <= end; r += 4) Four256(r);

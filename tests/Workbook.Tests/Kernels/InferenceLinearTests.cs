@@ -55,13 +55,23 @@ public class InferenceLinearTests
         var w = randn(n, k);
         var b = randn(n);
         var x = randn(1, 1, k);
-        foreach (int threads in new[] { 1, 2, 3 })
+        bool had512 = MatVec.UseAvx512;
+        try
         {
-            var y = MatVec.Linear(x, w, b, threads);
-            Assert.Equal(new long[] { 1, 1, n }, y.shape);
-            Assert.True(RelErr(y, Reference(x, w, b)) < 1e-5, $"threads {threads}");
-            Assert.True(RelErr(MatVec.Linear(x.view(k), w, null, threads), Reference(x.view(k), w, null)) < 1e-5);
+            // Both loops: the 512-bit one where the CPU has it, and the AVX2 one every supported CPU has.
+            foreach (var use512 in had512 ? new[] { true, false } : new[] { false })
+            {
+                MatVec.UseAvx512 = use512;
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    var y = MatVec.Linear(x, w, b, threads);
+                    Assert.Equal(new long[] { 1, 1, n }, y.shape);
+                    Assert.True(RelErr(y, Reference(x, w, b)) < 1e-5, $"AVX-512 {use512}, threads {threads}");
+                    Assert.True(RelErr(MatVec.Linear(x.view(k), w, null, threads), Reference(x.view(k), w, null)) < 1e-5);
+                }
+            }
         }
+        finally { MatVec.UseAvx512 = had512; }
     }
 
     [MatVecFact]
