@@ -12,7 +12,7 @@ static class Doctor
           Checks this machine for the Workbook notebooks and prints check / status / fix.
         Options:
           --repo DIR                repository root (default: found from the current directory)
-          --skip-restore            skip the two package-restore checks
+          --skip-restore            skip the restores: the kernel tool and the two package-restore checks
           --calibration-seconds S   length of the calibration (default 10; 0 skips it)
           --write-manifest          regenerate data/checksums.sha256 from the files in data/ and exit
           --record-costs REPORT     calibrate, then store the notebooks' run times from a runner report.json
@@ -76,6 +76,7 @@ static class Doctor
         Run(new DotnetSdkCheck());
         if (!skipRestore)
         {
+            Run(new Workbook.Doctor.KernelToolCheck(repo));
             var packages = Path.Combine(repo, "artifacts", "packages");
             Run(new PackageRestoreCheck(packages, offline: false));
             Run(new PackageRestoreCheck(packages, offline: true));

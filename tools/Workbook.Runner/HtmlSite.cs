@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Workbook.Engine;
 
 namespace Workbook.Runner;
 
@@ -40,24 +39,33 @@ static partial class HtmlSite
             bool ok = r["ok"]?.GetValue<bool>() == true;
             var executed = r["executed"]?.GetValue<string>();
             if (executed is not null && File.Exists(executed))
-                File.WriteAllText(Path.Combine(site, page), Page(NotebookDocument.Load(executed), rel));
+                File.WriteAllText(Path.Combine(site, page), Page(JsonNode.Parse(File.ReadAllText(executed))!.AsObject(), rel));
             index.Append($"<tr><td><a href=\"{page}\">{Enc(rel)}</a></td><td class=\"{(ok ? "ok" : "fail")}\">{(ok ? "ok" : Enc("failed: " + r["describe"]))}</td><td>{r["seconds"]} s</td></tr>");
         }
         index.Append("</table></body></html>");
         File.WriteAllText(Path.Combine(site, "index.html"), index.ToString());
     }
 
-    static string Page(NotebookDocument doc, string title)
+    static string Join(JsonNode? node) => node switch
+    {
+        null => "",
+        JsonArray a => string.Concat(a.Select(x => x?.GetValue<string>() ?? "")),
+        _ => node.GetValue<string>(),
+    };
+
+    static string Page(JsonObject doc, string title)
     {
         var sb = new StringBuilder($"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{Enc(title)}</title>{Style}</head><body>");
         sb.Append("<p><a href=\"index.html\">← all notebooks</a></p>");
-        foreach (var cell in doc.Cells)
+        foreach (var cell in (doc["cells"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())
         {
-            if (cell.CellType == "markdown") { sb.Append(Markdown(cell.Source)); continue; }
-            if (cell.CellType != "code") continue;
-            var count = cell.Json["execution_count"]?.ToString() ?? " ";
-            sb.Append($"<div class=\"count\">[{count}]</div><pre class=\"code\">{Enc(cell.Source)}</pre>");
-            foreach (var o in (cell.Json["outputs"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())
+            var type = cell["cell_type"]?.GetValue<string>();
+            var source = Join(cell["source"]);
+            if (type == "markdown") { sb.Append(Markdown(source)); continue; }
+            if (type != "code") continue;
+            var count = cell["execution_count"]?.ToString() ?? " ";
+            sb.Append($"<div class=\"count\">[{count}]</div><pre class=\"code\">{Enc(source)}</pre>");
+            foreach (var o in (cell["outputs"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())
                 sb.Append("<div class=\"out\">").Append(Output(o)).Append("</div>");
         }
         return sb.Append("</body></html>").ToString();
@@ -68,18 +76,18 @@ static partial class HtmlSite
         switch (o["output_type"]?.GetValue<string>())
         {
             case "stream":
-                return $"<pre>{Enc(NotebookDocument.JoinSource(o["text"]))}</pre>";
+                return $"<pre>{Enc(Join(o["text"]))}</pre>";
             case "error":
                 var tb = (o["traceback"] as JsonArray ?? new JsonArray()).Select(t => t?.GetValue<string>() ?? "");
                 return $"<pre class=\"error\">{Enc(string.Join("\n", tb))}</pre>";
             default:
                 var data = o["data"] as JsonObject;
                 if (data is null) return "";
-                if (data["text/html"] is { } html) return NotebookDocument.JoinSource(html);
+                if (data["text/html"] is { } html) return Join(html);
                 if (data["image/png"] is { } png) return $"<img src=\"data:image/png;base64,{png.GetValue<string>().Trim()}\">";
-                if (data["image/svg+xml"] is { } svg) return NotebookDocument.JoinSource(svg);
-                if (data["text/markdown"] is { } md) return Markdown(NotebookDocument.JoinSource(md));
-                return data["text/plain"] is { } text ? $"<pre>{Enc(NotebookDocument.JoinSource(text))}</pre>" : "";
+                if (data["image/svg+xml"] is { } svg) return Join(svg);
+                if (data["text/markdown"] is { } md) return Markdown(Join(md));
+                return data["text/plain"] is { } text ? $"<pre>{Enc(Join(text))}</pre>" : "";
         }
     }
 

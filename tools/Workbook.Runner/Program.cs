@@ -1,12 +1,11 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Workbook.Engine;
-using Workbook.Runner;
+using Workbook.Runner.Execution;
+using Workbook.Runner.Kernel;
 
-// Workbook.Runner: executes notebooks headlessly. Each notebook runs in a fresh child process (a fresh kernel),
-// so notebooks cannot leak state into each other and a runaway cell is ended with its process.
-return await RunnerCli.MainAsync(args);
+// Workbook.Runner: executes notebooks headlessly on the real .NET Interactive kernel, one fresh kernel per notebook.
+return await Workbook.Runner.RunnerCli.MainAsync(args);
 
 namespace Workbook.Runner
 {
@@ -14,74 +13,108 @@ namespace Workbook.Runner
     {
         const string Usage = """
             Usage: Workbook.Runner [NOTEBOOK.ipynb | FOLDER]... [options]
-              Executes C# notebooks in order (folders: every *.ipynb inside, sorted, subfolders after) and writes
-              the executed notebooks plus an offline HTML site.
+                   Workbook.Runner kernelspec install|uninstall [--prefix DIR]
+                   Workbook.Runner source build [DIR|FILE.cs]... | import FILE.ipynb... | check [DIR]
+              Executes notebooks in order (folders: every *.ipynb inside, sorted, subfolders after) on the pinned
+              .NET Interactive kernel (.config/dotnet-tools.json), each on a fresh kernel, and writes the executed
+              notebooks, out/report.json and an offline HTML site.
+              'kernelspec install' writes that kernel's Jupyter kernelspec (.net-csharp, HTTP API on loopback only).
+              'source' keeps each notebook and its text source (NAME.cs beside NAME.ipynb, jupytext's percent
+              format) in agreement: build writes notebooks from sources, import the reverse, check compares.
             Options:
               --out DIR            output folder (default: out)
               --profile P          Quick or Full (default: $WORKBOOK_PROFILE, else Full)
               --cell-timeout S     seconds one cell may run (default 600)
               --keep-going         run every notebook even after one fails
               --no-html            skip the HTML site
-            Exit code: 0 when every notebook ran, 1 when one failed, 2 for bad arguments.
+              --prefix DIR         (kernelspec) install into DIR/share/jupyter/kernels instead of Jupyter's user folder
+            Exit code: 0 when every notebook ran, 1 when one failed, 2 for bad arguments or a missing kernel.
             """;
 
         public static async Task<int> MainAsync(string[] args)
         {
-            if (args.Length >= 3 && args[0] == "--child") return await ChildAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 600);
-
+            if (args.Length > 0 && args[0] == "kernelspec") return await KernelSpecAsync(args[1..]);
+            if (args.Length > 0 && args[0] == "source") return Sources.SourceCommands.Run(args[1..], Console.Out, Console.Error);
             var inputs = new List<string>();
             string outDir = "out";
             string? profile = Environment.GetEnvironmentVariable("WORKBOOK_PROFILE");
             int cellTimeout = 600;
             bool keepGoing = false, html = true;
-            for (int i = 0; i < args.Length; i++)
+            try
             {
-                switch (args[i])
+                for (int i = 0; i < args.Length; i++)
                 {
-                    case "-h" or "--help": Console.WriteLine(Usage); return 0;
-                    case "--out": outDir = Next(args, ref i); break;
-                    case "--profile": profile = Next(args, ref i); break;
-                    case "--cell-timeout": cellTimeout = int.Parse(Next(args, ref i)); break;
-                    case "--keep-going": keepGoing = true; break;
-                    case "--no-html": html = false; break;
-                    default:
-                        if (args[i].StartsWith("--", StringComparison.Ordinal)) { Console.Error.WriteLine($"Unknown option '{args[i]}'.\n{Usage}"); return 2; }
-                        inputs.Add(args[i]);
-                        break;
+                    switch (args[i])
+                    {
+                        case "-h" or "--help": Console.WriteLine(Usage); return 0;
+                        case "--out": outDir = Next(args, ref i); break;
+                        case "--profile": profile = Next(args, ref i); break;
+                        case "--cell-timeout":
+                            var s = Next(args, ref i);
+                            if (!int.TryParse(s, out cellTimeout) || cellTimeout <= 0) throw new ArgumentException($"--cell-timeout must be a positive number of seconds, got '{s}'.");
+                            break;
+                        case "--keep-going": keepGoing = true; break;
+                        case "--no-html": html = false; break;
+                        default:
+                            if (args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"Unknown option '{args[i]}'.");
+                            inputs.Add(args[i]);
+                            break;
+                    }
                 }
+                if (!string.IsNullOrEmpty(profile) && !profile.Equals("Quick", StringComparison.OrdinalIgnoreCase) && !profile.Equals("Full", StringComparison.OrdinalIgnoreCase))
+                    throw new ArgumentException($"--profile must be Quick or Full, got '{profile}'.");
             }
-            if (profile is not null && !profile.Equals("Quick", StringComparison.OrdinalIgnoreCase) && !profile.Equals("Full", StringComparison.OrdinalIgnoreCase))
-            {
-                Console.Error.WriteLine($"--profile must be Quick or Full, got '{profile}'.");
-                return 2;
-            }
+            catch (ArgumentException e) { Console.Error.WriteLine($"{e.Message}\n{Usage}"); return 2; }
+            profile = string.IsNullOrEmpty(profile) ? "Full" : char.ToUpperInvariant(profile[0]) + profile[1..].ToLowerInvariant();
+
             if (inputs.Count == 0) inputs.Add("notebooks");
             List<(string Path, string Relative)> notebooks;
             try { notebooks = Discover(inputs); }
             catch (FileNotFoundException e) { Console.Error.WriteLine(e.Message); return 2; }
             if (notebooks.Count == 0) { Console.Error.WriteLine($"No .ipynb notebooks found in {string.Join(", ", inputs)}."); return 2; }
 
+            KernelTool tool;
+            try
+            {
+                tool = KernelTool.Locate();
+                await tool.RestoreAsync();
+            }
+            catch (Exception e) when (e is FileNotFoundException or InvalidOperationException) { Console.Error.WriteLine(e.Message); return 2; }
+
             outDir = Path.GetFullPath(outDir);
             Directory.CreateDirectory(outDir);
-            Console.WriteLine($"Workbook runner: {notebooks.Count} notebook(s), profile {profile ?? "Full"}, output {outDir}");
+            Console.WriteLine($"Workbook runner: {notebooks.Count} notebook(s), profile {profile}, kernel {KernelTool.PackageId} {tool.Version}, output {outDir}");
+            var runner = new NotebookRunner
+            {
+                Tool = tool, CellTimeout = TimeSpan.FromSeconds(cellTimeout), Progress = Console.Out,
+                Environment = new Dictionary<string, string?> { ["WORKBOOK_PROFILE"] = profile },
+            };
             var reports = new List<JsonObject>();
             var total = Stopwatch.StartNew();
             bool allOk = true;
             foreach (var (path, rel) in notebooks)
             {
                 var target = Path.Combine(outDir, "notebooks", rel);
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 Console.WriteLine($"[{reports.Count + 1}/{notebooks.Count}] {rel}");
-                var report = await RunChildAsync(path, target, profile, cellTimeout);
-                report["relative"] = rel;
-                reports.Add(report);
-                bool ok = report["ok"]?.GetValue<bool>() == true;
-                Console.WriteLine(ok ? $"  ok in {report["seconds"]}s" : $"  FAILED: {report["describe"]}");
-                if (!ok) { allOk = false; if (!keepGoing) break; }
+                NotebookResult result;
+                try
+                {
+                    var (r, executed) = await runner.RunAsync(path);
+                    NotebookRunner.Write(executed, target);
+                    result = r;
+                }
+                catch (InvalidDataException e)
+                {
+                    result = new NotebookResult(path, false, 0, 0, TimeSpan.Zero, TimeSpan.Zero, new CellFailure(0, null, "InvalidNotebook", e.Message, [e.Message]));
+                }
+                reports.Add(Report(result, rel, target));
+                Console.WriteLine(result.Ok ? $"  ok in {result.Elapsed.TotalSeconds:F1}s (kernel start {result.KernelStart.TotalSeconds:F1}s)" : $"  FAILED: {result.Describe()}");
+                if (!result.Ok) { allOk = false; if (!keepGoing) break; }
             }
             var summary = new JsonObject
             {
-                ["profile"] = profile ?? "Full", ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1), ["ok"] = allOk,
+                ["profile"] = profile, ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1), ["ok"] = allOk,
+                ["kernel"] = $"{KernelTool.PackageId} {tool.Version}",
                 ["notebooks"] = new JsonArray(reports.Select(r => (JsonNode)r.DeepClone()).ToArray()),
             };
             File.WriteAllText(Path.Combine(outDir, "report.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -90,6 +123,40 @@ namespace Workbook.Runner
             Console.WriteLine($"{passed} of {notebooks.Count} notebooks ran in {total.Elapsed.TotalSeconds:F0}s. Executed notebooks: {Path.Combine(outDir, "notebooks")}" +
                               (html ? $"; site: {Path.Combine(outDir, "site", "index.html")}" : ""));
             return allOk ? 0 : 1;
+        }
+
+        static JsonObject Report(NotebookResult r, string rel, string executed) => new()
+        {
+            ["notebook"] = r.Notebook, ["relative"] = rel, ["ok"] = r.Ok, ["cells"] = r.CellsRun, ["code_cells"] = r.CodeCells,
+            ["seconds"] = Math.Round(r.Elapsed.TotalSeconds, 1), ["kernel_start_s"] = Math.Round(r.KernelStart.TotalSeconds, 2),
+            ["failed_cell"] = r.Failure?.Cell, ["line"] = r.Failure?.Line, ["error"] = r.Failure?.Name, ["message"] = r.Failure?.Message,
+            ["describe"] = r.Describe(), ["executed"] = File.Exists(executed) ? executed : null,
+        };
+
+        static async Task<int> KernelSpecAsync(string[] args)
+        {
+            string? prefix = null;
+            string? verb = null;
+            for (int i = 0; i < args.Length; i++)
+            {
+                if (args[i] == "--prefix" && i + 1 < args.Length) prefix = args[++i];
+                else if (args[i] is "install" or "uninstall" && verb is null) verb = args[i];
+                else { Console.Error.WriteLine($"Unknown kernelspec argument '{args[i]}'.\n{Usage}"); return 2; }
+            }
+            try
+            {
+                if (verb == "uninstall") { KernelSpec.Uninstall(prefix, Console.Out); return 0; }
+                if (verb != "install") { Console.Error.WriteLine(Usage); return 2; }
+                var tool = KernelTool.Locate();
+                await tool.RestoreAsync();
+                await KernelSpec.InstallAsync(tool, prefix, Console.Out);
+                return 0;
+            }
+            catch (Exception e) when (e is FileNotFoundException or InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
         }
 
         static string Next(string[] args, ref int i) =>
@@ -110,59 +177,6 @@ namespace Workbook.Runner
                 list.AddRange(files);
             }
             return list;
-        }
-
-        static async Task<JsonObject> RunChildAsync(string notebook, string target, string? profile, int cellTimeout)
-        {
-            var self = typeof(RunnerCli).Assembly.Location;
-            var reportFile = target + ".report.json";
-            if (File.Exists(reportFile)) File.Delete(reportFile);
-            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false };
-            foreach (var a in new[] { self, "--child", notebook, target, cellTimeout.ToString() }) psi.ArgumentList.Add(a);
-            if (profile is not null) psi.Environment["WORKBOOK_PROFILE"] = profile;
-            var sw = Stopwatch.StartNew();
-            using var proc = Process.Start(psi)!;
-            // The child enforces the per-cell timeout; this is the backstop for a child that hangs anyway.
-            var exited = await Task.Run(() => proc.WaitForExit(TimeSpan.FromSeconds(cellTimeout * 4 + 120)));
-            if (!exited) { try { proc.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }
-            if (File.Exists(reportFile))
-            {
-                var node = JsonNode.Parse(File.ReadAllText(reportFile))!.AsObject();
-                File.Delete(reportFile);
-                return node;
-            }
-            return new JsonObject
-            {
-                ["notebook"] = notebook, ["ok"] = false, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 1),
-                ["describe"] = exited ? $"{notebook}: the runner process exited with code {proc.ExitCode} before reporting (crash in native code?)"
-                                      : $"{notebook}: killed after {sw.Elapsed.TotalSeconds:F0}s without finishing",
-            };
-        }
-
-        // One notebook in this process: execute, save the executed copy, write a report beside it.
-        static async Task<int> ChildAsync(string notebook, string target, int cellTimeout)
-        {
-            var doc = NotebookDocument.Load(notebook);
-            ConsoleRouter.Install();
-            var executor = new NotebookExecutor { CellTimeout = TimeSpan.FromSeconds(cellTimeout), Progress = ConsoleRouter.OriginalOut };
-            NotebookReport report;
-            try { report = await executor.RunAsync(doc); }
-            catch (Exception e)
-            {
-                report = new NotebookReport(notebook, false, 0, null, new CellError(e.GetType().Name, e.Message, null, Array.Empty<string>()), TimeSpan.Zero);
-            }
-            doc.Save(target);
-            var json = new JsonObject
-            {
-                ["notebook"] = notebook, ["ok"] = report.Ok, ["cells"] = report.CellsRun, ["seconds"] = Math.Round(report.Elapsed.TotalSeconds, 1),
-                ["failed_cell"] = report.FailedCell, ["line"] = report.Error?.Line, ["error"] = report.Error?.Name,
-                ["message"] = report.Error?.Message, ["describe"] = report.Describe(), ["executed"] = target,
-            };
-            File.WriteAllText(target + ".report.json", json.ToJsonString());
-            ConsoleRouter.OriginalOut.Flush();
-            // Exit hard: a timed-out cell's thread may still be running.
-            Environment.Exit(report.Ok ? 0 : 1);
-            return 0;
         }
     }
 }

@@ -35,7 +35,7 @@ public sealed class PackageRestoreCheck(string packagesDirectory, bool offline, 
         var wb = list.FirstOrDefault(p => p.Id == "Workbook");
         if (wb.Id is not null && !File.Exists(Path.Combine(packagesDirectory, $"Workbook.{wb.Version}.nupkg")))
         {
-            yield return CheckResult.Fail(Name, $"'{Path.Combine(packagesDirectory, $"Workbook.{wb.Version}.nupkg")}' is missing: the notebooks' '#i' source has no library package",
+            yield return CheckResult.Fail(Name, $"'{Path.Combine(packagesDirectory, $"Workbook.{wb.Version}.nupkg")}' is missing: the notebooks' package source (notebooks/NuGet.config) has no library package",
                 "Build (and pack) the library: 'dotnet build lib/Workbook -c Release' from the repository root.");
             yield break;
         }

@@ -67,6 +67,7 @@ public static class Notebook
     /// <param name="checkStale">Compare the loaded library with lib/ sources of the checkout (on by default).</param>
     public static SetupSummary Setup(int seed = 42, string? device = null, int? threads = null, bool checkStale = true)
     {
+        Runtime.FSharpCoreBinding.Install(); // before anything touches Plotly.NET (see there)
         var native = Runtime.TorchRuntime.EnsureLoaded();
         Formatters.Register();
         if (checkStale) Runtime.StaleBuild.ThrowIfStale();
@@ -82,6 +83,16 @@ public static class Notebook
         return new SetupSummary(ts, torch.__version__, _device.ToString(), torch.get_num_threads(), seed, Profile,
             native.Patched ? $"patched copy loaded ({native.Decision})" : native.Decision, Data.DataPaths.TryFindDataDirectory());
     }
+
+    /// <summary>
+    /// Shows <paramref name="value"/> and returns a handle whose <c>Update(newValue)</c> replaces that output in
+    /// place: <c>var view = Notebook.Display("starting…"); … view.Update(progress);</c>. Use it for live progress;
+    /// the kernel's <c>display(x).Update(y)</c> adds a second output instead (see <see cref="Runtime.KernelDisplay"/>).
+    /// </summary>
+    /// <param name="value">What to show first.</param>
+    /// <param name="mimeTypes">MIME types to format it as (default: the value's preferred ones).</param>
+    public static Microsoft.DotNet.Interactive.Formatting.DisplayedValue Display(object? value, params string[] mimeTypes) =>
+        Runtime.KernelDisplay.Show(value, mimeTypes);
 
     /// <summary>Seeds torch (CPU and CUDA) and <see cref="Random"/> again, e.g. before a comparison run.</summary>
     public static void Reseed(int seed)

@@ -17,7 +17,7 @@ public enum TrainingPhase
 
 /// <summary>
 /// A progress report from <see cref="Trainer.Fit"/>. A notebook renders it live
-/// (<c>var view = display(""); trainer.OnProgress = p =&gt; view.Update(p);</c> shows a progress bar and the latest
+/// (<c>var view = Notebook.Display(""); trainer.OnProgress = p =&gt; view.Update(p);</c> shows a progress bar and the latest
 /// numbers; update with <c>p.History.Plot()</c> at <see cref="TrainingPhase.EpochEnd"/> for live curves), a console
 /// with <see cref="ConsoleProgress"/>.
 /// </summary>

@@ -30,7 +30,7 @@ public sealed class DoctorCliTests : IDisposable
         var (code, output) = RunDoctor("--repo", TestSetup.RepoRoot, "--calibration-seconds", "1.5");
         Assert.True(code == 0, output);
         Assert.Contains("Ready", output);
-        foreach (var row in new[] { ".NET SDK", "restore (NuGet feeds)", "restore (offline cache)", "TorchSharp", "CPU / CUDA", "data files", "free disk", "calibration", "08-your-own-data.ipynb" })
+        foreach (var row in new[] { ".NET SDK", "notebook kernel", "restore (NuGet feeds)", "restore (offline cache)", "TorchSharp", "CPU / CUDA", "data files", "free disk", "calibration", "08-your-own-data.ipynb" })
             Assert.Contains(row, output);
         Assert.Contains("Patched=", output);
     }

@@ -1,0 +1,605 @@
+// ---
+// jupyter:
+//   jupytext:
+//     text_representation:
+//       extension: .cs
+//       format_name: percent
+//   kernelspec:
+//     display_name: .NET (C#)
+//     language: C#
+//     name: .net-csharp
+// ---
+
+// %% [markdown]
+// # 04 · The training loop
+//
+// Every model in this series learns the same way: compute a **loss** that says how wrong the model is, compute its **gradient** with respect to every parameter (`loss.backward()`), and move the parameters a little against the gradient (`optimizer.step()`). This notebook takes that loop apart and builds it back up:
+//
+// 1. activation functions and their derivatives, checked by autograd;
+// 2. loss functions with worked numbers;
+// 3. gradient descent by hand on a linear regression, and what the learning rate does;
+// 4. backpropagation by hand for one neuron, checked equal to autograd;
+// 5. SGD, momentum and Adam written from scratch, each checked step for step against TorchSharp's optimizer;
+// 6. a real run: an MLP on Fashion-MNIST with the library's `Trainer`, live progress, curves and test accuracy;
+// 7. a checkpoint, a simulated crash, a resume, and the proof that the resumed run is the same run.
+
+// %%
+#r "nuget: Workbook, 0.1.0"
+#r "nuget: TorchSharp-cpu, 0.107.0"
+using TorchSharp;
+using static TorchSharp.torch;
+using Workbook;
+using Workbook.Plots;
+Notebook.Setup(seed: 42)
+
+// %%
+using Microsoft.Data.Analysis;
+using Workbook.Data;
+using Workbook.IO;
+using Workbook.Training;
+using F = TorchSharp.torch.nn.functional;
+
+// Small helpers for charts and tables: a tensor as doubles, a column of doubles.
+double[] Values(Tensor t) => t.detach().cpu().to(float64).data<double>().ToArray();
+(string, IReadOnlyList<double>) Series(string name, IEnumerable<double> ys) => (name, ys.ToArray());
+
+// %% [markdown]
+// ## 1. Activation functions and their derivatives
+//
+// A layer computes `z = W x + b` and then applies a non-linear **activation** f elementwise; without f, a stack of layers would collapse into one linear map. Backpropagation needs f′, so we write both by hand:
+//
+// | activation | f(z) | f′(z) |
+// |---|---|---|
+// | sigmoid | σ(z) = 1 / (1 + e^(−z)) | σ(z)(1 − σ(z)) |
+// | tanh | (e^z − e^(−z)) / (e^z + e^(−z)) | 1 − tanh²(z) |
+// | ReLU | max(0, z) | 1 if z > 0, else 0 |
+// | leaky ReLU | z if z > 0, else 0.01 z | 1 if z > 0, else 0.01 |
+// | GELU | z Φ(z), Φ the standard normal CDF | Φ(z) + z φ(z), φ the normal density |
+//
+// At exactly z = 0, ReLU's derivative is undefined; PyTorch (and we) use the left-hand value.
+
+// %%
+var z = torch.linspace(-4, 4, 801, dtype: float64);
+Tensor Sigmoid(Tensor v) => 1 / (1 + (-v).exp());
+Tensor Phi(Tensor v) => 0.5 * (1 + (v / Math.Sqrt(2)).erf());            // normal CDF
+Tensor SmallPhi(Tensor v) => (-0.5 * v * v).exp() / Math.Sqrt(2 * Math.PI); // normal density
+
+var activations = new (string Name, Func<Tensor, Tensor> F, Func<Tensor, Tensor> DF, Func<Tensor, Tensor> Torch)[]
+{
+    ("sigmoid",    v => Sigmoid(v),                                   v => Sigmoid(v) * (1 - Sigmoid(v)),         v => torch.sigmoid(v)),
+    ("tanh",       v => (v.exp() - (-v).exp()) / (v.exp() + (-v).exp()), v => 1 - v.tanh().pow(2),               v => torch.tanh(v)),
+    ("ReLU",       v => torch.where(v > 0, v, torch.zeros_like(v)),  v => (v > 0).to(float64),                   v => F.relu(v)),
+    ("leaky ReLU", v => torch.where(v > 0, v, 0.01 * v),              v => torch.where(v > 0, torch.ones_like(v), torch.full_like(v, 0.01)), v => F.leaky_relu(v, 0.01)),
+    ("GELU",       v => v * Phi(v),                                   v => Phi(v) + v * SmallPhi(v),              v => F.gelu(v)),
+};
+var zs = Values(z);
+Plot.Grid(new[]
+{
+    Plot.Lines(zs, activations.Select(a => Series(a.Name, Values(a.F(z)))), xTitle: "z", yTitle: "f(z)"),
+    Plot.Lines(zs, activations.Select(a => Series(a.Name + " ′", Values(a.DF(z)))), xTitle: "z", yTitle: "f′(z)"),
+}, 1, 2, title: "Activations (left) and their derivatives (right)")
+
+// %% [markdown]
+// Now the check. For each activation, TorchSharp's own implementation computes y = f(z) on a tensor that records gradients; `y.sum().backward()` fills `z.grad` with ∂(Σᵢ f(zᵢ))/∂zᵢ = f′(zᵢ). Both must agree with the hand-written versions on all 801 points (in float64, to about 1e-16).
+
+// %%
+var activationCheck = activations.Select(a =>
+{
+    var zg = z.clone().requires_grad_(true);
+    var y = a.Torch(zg);
+    y.sum().backward();
+    return (a.Name, F: (a.F(z) - y.detach()).abs().max().item<double>(), DF: (a.DF(z) - zg.grad!).abs().max().item<double>());
+}).ToList();
+new DataFrame(
+    new StringDataFrameColumn("activation", activationCheck.Select(c => c.Name)),
+    new DoubleDataFrameColumn("max |f − TorchSharp|", activationCheck.Select(c => c.F)),
+    new DoubleDataFrameColumn("max |f′ by hand − autograd|", activationCheck.Select(c => c.DF)))
+
+// %% [markdown]
+// The derivative chart explains why deep networks moved away from sigmoid: σ′ is at most **0.25**, so a gradient flowing back through 10 sigmoid layers is scaled by at most 0.25¹⁰ ≈ 1e-6 (the *vanishing gradient*). ReLU and GELU pass gradients through with slope ≈ 1 for positive inputs.
+
+// %%
+var sigmoidSlope = Values(activations[0].DF(z)).Max();
+$"max σ′ = {sigmoidSlope:F4}; through 10 layers at most {Math.Pow(sigmoidSlope, 10):E1}"
+
+// %% [markdown]
+// ## 2. Loss functions, with worked numbers
+//
+// A loss turns "how wrong" into one non-negative number; training minimises its mean over the data.
+//
+// | loss | formula (one sample) | used for |
+// |---|---|---|
+// | mean squared error | (ŷ − y)² | regression |
+// | cross-entropy | −Σ_c y_c log ŷ_c  (= −log ŷ_true for a one-hot y) | classification with softmax outputs |
+// | binary cross-entropy | −[y log ŷ + (1 − y) log(1 − ŷ)] | yes/no outputs with a sigmoid |
+// | hinge | max(0, 1 − y s), y ∈ {−1, +1}, s a raw score | margin classifiers (SVM) |
+//
+// **MSE.** y = [3, −0.5, 2, 7], ŷ = [2.5, 0, 2, 8]: the errors are [−0.5, 0.5, 0, 1], their squares [0.25, 0.25, 0, 1], the mean **0.375**.
+
+// %%
+var mseByHand = (0.25 + 0.25 + 0 + 1) / 4;
+var mseTorch = Losses.Mse(torch.tensor(new[] { 2.5, 0.0, 2.0, 8.0 }), torch.tensor(new[] { 3.0, -0.5, 2.0, 7.0 })).item<double>();
+$"MSE by hand {mseByHand}, TorchSharp {mseTorch}"
+
+// %% [markdown]
+// **Cross-entropy.** y = [1, 0] (the first class is right), ŷ = [0.8, 0.2]: only the true class's term survives,
+//
+// CE = −(1 · log 0.8 + 0 · log 0.2) = −log 0.8 = −(−0.2231) = **+0.2231**.
+//
+// The seed text of this chapter wrote `−log(0.8) ≈ −0.223`, dropping a sign: log 0.8 is negative (0.8 < 1), so −log 0.8 is *positive*. A cross-entropy is never negative, because a probability is at most 1 and so −log ŷ ≥ 0; it is 0 only for a perfectly confident right answer. A negative loss would be a bug, and a model could not "do better than perfect" to reach it.
+//
+// TorchSharp's `cross_entropy` takes **logits** (unnormalised log-probabilities) and applies the softmax itself. Passing log ŷ as the logits gives the same number, since softmax(log ŷ) = ŷ when ŷ sums to 1:
+
+// %%
+var ceByHand = -(1 * Math.Log(0.8) + 0 * Math.Log(0.2));
+var ceTorch = Losses.CrossEntropy(torch.tensor(new[] { Math.Log(0.8), Math.Log(0.2) }).unsqueeze(0), torch.tensor(new long[] { 0 })).item<double>();
+$"log 0.8 = {Math.Log(0.8):F4};  CE = −log 0.8 = {ceByHand:F4};  TorchSharp: {ceTorch:F4}"
+
+// %%
+// How the cross-entropy grows as the probability of the right class falls: never negative, unbounded near 0.
+var pTrue = new[] { 0.99, 0.9, 0.8, 0.5, 0.2, 0.05, 0.01 };
+new DataFrame(new DoubleDataFrameColumn("ŷ of the true class", pTrue), new DoubleDataFrameColumn("CE = −ln ŷ", pTrue.Select(p => -Math.Log(p))))
+
+// %% [markdown]
+// **Binary cross-entropy**, four samples: every sample contributes −log of the probability the model gave to *its* label, i.e. −log ŷ when y = 1 and −log(1 − ŷ) when y = 0.
+
+// %%
+var yB = new[] { 1.0, 0.0, 1.0, 0.0 };
+var pB = new[] { 0.9, 0.2, 0.6, 0.3 };
+var bceTerms = yB.Zip(pB, (y, p) => -(y * Math.Log(p) + (1 - y) * Math.Log(1 - p))).ToArray();
+var bceTorch = F.binary_cross_entropy(torch.tensor(pB), torch.tensor(yB)).item<double>();
+// The library's loss works on logits, log(p / (1 − p)), with the overflow-free formula:
+var bceLogits = Losses.BinaryCrossEntropyWithLogits(torch.tensor(pB.Select(p => Math.Log(p / (1 - p))).ToArray()), torch.tensor(yB)).item<double>();
+display(new DataFrame(new DoubleDataFrameColumn("y", yB), new DoubleDataFrameColumn("ŷ", pB), new DoubleDataFrameColumn("term", bceTerms)));
+$"mean by hand {bceTerms.Average():F4}; TorchSharp on probabilities {bceTorch:F4}; on logits {bceLogits:F4}"
+
+// %% [markdown]
+// Why the library takes logits: for a confident logit x = 100, σ(x) rounds to exactly 1 in float32 and the textbook formula computes log(1 − 1) = −∞. The logits form `max(x, 0) − x y + log(1 + e^(−|x|))` never forms σ(x) and stays exact:
+
+// %%
+var bigLogit = torch.tensor(new[] { 100f });
+var labelZero = torch.tensor(new[] { 0f });
+var naive = -(labelZero * torch.sigmoid(bigLogit).log() + (1 - labelZero) * (1 - torch.sigmoid(bigLogit)).log());
+$"naive: {naive.item<float>()}, stable: {Losses.BinaryCrossEntropyWithLogits(bigLogit, labelZero).item<float>()} (the true value is 100 + log(1 + e^−100) = 100)"
+
+// %% [markdown]
+// **Hinge.** Scores s = [2.0, 0.5, −0.3, −1.5], labels y = [+1, +1, −1, +1]. The margins y·s are [2.0, 0.5, 0.3, −1.5]; max(0, 1 − margin) = [0, 0.5, 0.7, 2.5]; the mean is **0.925**. A sample stops contributing once it is on the right side *with a margin of 1*.
+
+// %%
+var hingeTorch = Losses.Hinge(torch.tensor(new[] { 2.0, 0.5, -0.3, -1.5 }), torch.tensor(new[] { 1.0, 1.0, -1.0, 1.0 })).item<double>();
+$"hinge by hand {(0 + 0.5 + 0.7 + 2.5) / 4}, TorchSharp {hingeTorch}"
+
+// %% [markdown]
+// ## 3. Gradient descent by hand: house price from area
+//
+// Fifty houses, area in m² and price in thousands: a linear model ŷ = w x + b with the MSE loss L = (1/N) Σ (ŷᵢ − yᵢ)². Its gradient, by the chain rule:
+//
+// ∂L/∂w = (2/N) Σ (ŷᵢ − yᵢ) xᵢ,  ∂L/∂b = (2/N) Σ (ŷᵢ − yᵢ),
+//
+// and gradient descent repeats **w ← w − η ∂L/∂w, b ← b − η ∂L/∂b** with learning rate η. We standardise the area (x = (area − mean)/std) so that both parameters live on the same scale.
+
+// %%
+var houseRng = new Random(7);
+double Gaussian(Random r) => Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
+var area = Enumerable.Range(0, 50).Select(_ => 50 + 150 * houseRng.NextDouble()).ToArray();
+var price = area.Select(a => 40 + 2.5 * a + 25 * Gaussian(houseRng)).ToArray();   // thousands
+double areaMean = area.Average(), areaStd = Math.Sqrt(area.Select(a => (a - areaMean) * (a - areaMean)).Average());
+var xh = area.Select(a => (a - areaMean) / areaStd).ToArray();
+
+(double Loss, double Dw, double Db) LossAndGradient(double w, double b)
+{
+    double loss = 0, dw = 0, db = 0;
+    for (int i = 0; i < xh.Length; i++)
+    {
+        double err = w * xh[i] + b - price[i];
+        loss += err * err; dw += 2 * err * xh[i]; db += 2 * err;
+    }
+    return (loss / xh.Length, dw / xh.Length, db / xh.Length);
+}
+
+List<double> Descend(double eta, int steps, out double w, out double b)
+{
+    w = 0; b = 0;
+    var losses = new List<double>();
+    for (int t = 0; t < steps; t++)
+    {
+        var (loss, dw, db) = LossAndGradient(w, b);
+        losses.Add(loss);
+        w -= eta * dw;
+        b -= eta * db;
+    }
+    return losses;
+}
+var gdLosses = Descend(0.1, 60, out var wFit, out var bFit);
+Plot.Scatter(area, price, title: "Fifty houses", xTitle: "area (m²)", yTitle: "price (thousands)")
+
+// %% [markdown]
+// Two checks. The hand-written gradient equals autograd's at the start (w = b = 0), and after 60 steps the fit equals the closed-form least-squares solution (w* = cov(x, y)/var(x), b* = mean y).
+
+// %%
+var wT = torch.zeros(1, dtype: float64, requires_grad: true);
+var bT = torch.zeros(1, dtype: float64, requires_grad: true);
+var xT = torch.tensor(xh); var yT = torch.tensor(price);
+Losses.Mse(wT * xT + bT, yT).backward();
+var (_, dw0, db0) = LossAndGradient(0, 0);
+double priceMean = price.Average();
+double wStar = xh.Zip(price, (x, y) => x * (y - priceMean)).Average() / xh.Select(x => x * x).Average();
+new DataFrame(
+    new StringDataFrameColumn("quantity", new[] { "∂L/∂w at 0", "∂L/∂b at 0", "w after 60 steps", "b after 60 steps" }),
+    new DoubleDataFrameColumn("by hand", new[] { dw0, db0, wFit, bFit }),
+    new DoubleDataFrameColumn("reference", new[] { wT.grad!.item<double>(), bT.grad!.item<double>(), wStar, priceMean }),
+    new StringDataFrameColumn("reference is", new[] { "autograd", "autograd", "least squares", "least squares" }))
+
+// %%
+$"the fit: price ≈ {bFit - wFit * areaMean / areaStd:F1} + {wFit / areaStd:F3} × area (the data were made with 40 + 2.5 × area + noise)"
+
+// %% [markdown]
+// **The learning rate.** For this loss the curvature (the second derivative) is 2 in both directions, so each step multiplies the remaining error by (1 − 2η): η = 0.01 shrinks it by only 2% per step (too small), η = 0.1 by 20% (good), and η = 1.1 multiplies it by −1.2, so the loss *grows* every step (divergent). Gradient descent converges only for η < 2 / curvature = 1.
+
+// %%
+var etas = new[] { 0.01, 0.1, 1.1 };
+Plot.Curves(etas.Select(eta => Series($"η = {eta}", Descend(eta, 60, out _, out _))), title: "Loss per step for three learning rates",
+    yTitle: "MSE (log scale)", logY: true)
+
+// %% [markdown]
+// ## 4. Backpropagation by hand: one sigmoid neuron
+//
+// One neuron classifies a point x = (2, −1) with label y = 1, weights w = (0.5, −0.3) and bias b = 0.1:
+//
+// z = w·x + b,  a = σ(z),  L = −[y log a + (1 − y) log(1 − a)].
+//
+// The chain rule, one link at a time:
+//
+// ∂L/∂a = −y/a + (1 − y)/(1 − a),  ∂a/∂z = a(1 − a),  so ∂L/∂z = ∂L/∂a · ∂a/∂z = **a − y**,
+//
+// ∂L/∂wⱼ = ∂L/∂z · xⱼ,  ∂L/∂b = ∂L/∂z.
+//
+// The neat result ∂L/∂z = a − y is why sigmoid (and softmax) are paired with cross-entropy: the gradient is simply "prediction minus target".
+
+// %%
+double[] x1 = { 2.0, -1.0 }, w1 = { 0.5, -0.3 };
+double b1 = 0.1, y1 = 1.0;
+double z1 = w1[0] * x1[0] + w1[1] * x1[1] + b1;
+double a1 = 1 / (1 + Math.Exp(-z1));
+double loss1 = -(y1 * Math.Log(a1) + (1 - y1) * Math.Log(1 - a1));
+double dLda = -y1 / a1 + (1 - y1) / (1 - a1), dadz = a1 * (1 - a1), dLdz = dLda * dadz;
+double[] dLdw = { dLdz * x1[0], dLdz * x1[1] };
+double dLdb = dLdz;
+
+// The same computation with autograd.
+var wA = torch.tensor(w1, requires_grad: true);
+var bA = torch.tensor(new[] { b1 }, requires_grad: true);
+var zA = (wA * torch.tensor(x1)).sum() + bA;
+var lossA = Losses.BinaryCrossEntropyWithLogits(zA, torch.tensor(new[] { y1 }));
+lossA.backward();
+new DataFrame(
+    new StringDataFrameColumn("quantity", new[] { "z", "a = σ(z)", "L", "∂L/∂z (= a − y)", "∂L/∂w₁", "∂L/∂w₂", "∂L/∂b" }),
+    new DoubleDataFrameColumn("by hand", new[] { z1, a1, loss1, dLdz, dLdw[0], dLdw[1], dLdb }),
+    new DoubleDataFrameColumn("autograd", new[] { zA.item<double>(), torch.sigmoid(zA).item<double>(), lossA.item<double>(), a1 - y1,
+        wA.grad![0].item<double>(), wA.grad![1].item<double>(), bA.grad!.item<double>() }))
+
+// %% [markdown]
+// (The "∂L/∂z" row's autograd column is a − y computed from autograd's own a; the gradient rows come from `backward()`.)
+//
+// ## 5. Optimizers from scratch
+//
+// An optimizer turns gradients into parameter updates. With g the gradient and t = 1, 2, … the step count:
+//
+// * **SGD:** p ← p − η g.
+// * **Momentum:** b ← μ b + g (b = g at t = 1), p ← p − η b. The velocity b accumulates consistent directions and averages out zig-zags.
+// * **Adam** (Kingma & Ba, 2015): running means of the gradient and of its square,
+//   m ← β₁ m + (1 − β₁) g,  v ← β₂ v + (1 − β₂) g²,
+//   **bias correction** m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ),
+//   and the update **p ← p − η m̂ / (√v̂ + ε)**, with β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
+//
+// The seed text's Adam formula is not this one. The bias correction is not optional: m and v start at 0, so for small t they are biased toward 0 by exactly the factors (1 − β₁ᵗ) and (1 − β₂ᵗ). Without the correction, the step size is off by (1 − β₁ᵗ)/√(1 − β₂ᵗ), which is 3.2 at t = 1 and peaks at about 6.6 around t = 12, before it settles to 1 after thousands of steps:
+
+// %%
+var ts = Enumerable.Range(1, 3000).Select(t => (double)t).ToArray();
+var bias = ts.Select(t => (1 - Math.Pow(0.9, t)) / Math.Sqrt(1 - Math.Pow(0.999, t))).ToArray();
+display(Plot.Line(ts, bias, "uncorrected / corrected step", title: "What dropping Adam's bias correction does to the step size", xTitle: "step t"));
+$"factor at t = 1: {bias[0]:F2}; largest: {bias.Max():F2} at t = {Array.IndexOf(bias, bias.Max()) + 1}; at t = 3000: {bias[^1]:F2}"
+
+// %% [markdown]
+// The three optimizers, written as plainly as possible. Their state (velocity, m, v) is allocated up front, outside any dispose scope, and updated in place under `no_grad` (an update is not part of the model's computation graph).
+
+// %%
+abstract class ScratchOptimizer
+{
+    protected readonly Tensor[] Params;
+    protected int T;   // steps taken
+    protected ScratchOptimizer(IEnumerable<Tensor> parameters) => Params = parameters.ToArray();
+    public void ZeroGrad() { foreach (var p in Params) p.grad?.zero_(); }
+    public void Step()
+    {
+        T++;
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        for (int i = 0; i < Params.Length; i++) Update(i, Params[i], Params[i].grad!);
+    }
+    protected abstract void Update(int i, Tensor p, Tensor g);
+}
+
+class ScratchSgd(IEnumerable<Tensor> ps, double lr) : ScratchOptimizer(ps)
+{
+    protected override void Update(int i, Tensor p, Tensor g) => p.sub_(lr * g);
+}
+
+class ScratchMomentum : ScratchOptimizer
+{
+    readonly double _lr, _mu;
+    readonly Tensor[] _velocity;
+    public ScratchMomentum(IEnumerable<Tensor> ps, double lr, double mu) : base(ps)
+    {
+        (_lr, _mu) = (lr, mu);
+        _velocity = Params.Select(p => torch.zeros_like(p)).ToArray();
+    }
+    protected override void Update(int i, Tensor p, Tensor g)
+    {
+        if (T == 1) _velocity[i].copy_(g);          // b = g on the first step
+        else _velocity[i].mul_(_mu).add_(g);        // b = μ b + g
+        p.sub_(_lr * _velocity[i]);                 // p = p − η b
+    }
+}
+
+class ScratchAdam : ScratchOptimizer
+{
+    readonly double _lr, _beta1, _beta2, _eps;
+    readonly Tensor[] _m, _v;
+    public ScratchAdam(IEnumerable<Tensor> ps, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8) : base(ps)
+    {
+        (_lr, _beta1, _beta2, _eps) = (lr, beta1, beta2, eps);
+        _m = Params.Select(p => torch.zeros_like(p)).ToArray();
+        _v = Params.Select(p => torch.zeros_like(p)).ToArray();
+    }
+    protected override void Update(int i, Tensor p, Tensor g)
+    {
+        _m[i].mul_(_beta1).add_((1 - _beta1) * g);              // m = β₁ m + (1 − β₁) g
+        _v[i].mul_(_beta2).add_((1 - _beta2) * g * g);          // v = β₂ v + (1 − β₂) g²
+        var mHat = _m[i] / (1 - Math.Pow(_beta1, T));           // bias corrections
+        var vHat = _v[i] / (1 - Math.Pow(_beta2, T));
+        p.sub_(_lr * mHat / (vHat.sqrt() + _eps));              // p = p − η m̂ / (√v̂ + ε)
+    }
+}
+
+// %% [markdown]
+// **Step for step against TorchSharp.** Two copies of the same small network (4 → 16 → 1, tanh) in float64 fit the same regression data; one is updated by the scratch optimizer, the other by TorchSharp's. After each of 25 steps we compare all weights.
+
+// %%
+var xo = torch.randn(new long[] { 64, 4 }, dtype: float64);
+var yo = (xo[.., 0].sin() + xo[.., 1] * xo[.., 2] - 0.5 * xo[.., 3]).unsqueeze(1);
+nn.Module<Tensor, Tensor> SmallNet()
+{
+    torch.manual_seed(0);   // same initial weights every time
+    var net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1));
+    net.to(float64);
+    return net;
+}
+double MaxDifference(nn.Module a, nn.Module b) =>
+    a.parameters().Zip(b.parameters()).Max(p => (p.First - p.Second).abs().max().item<double>());
+
+(string Name, double Worst) StepForStep(string name, Func<IEnumerable<Tensor>, ScratchOptimizer> ours,
+    Func<IEnumerable<TorchSharp.Modules.Parameter>, torch.optim.Optimizer> theirs, int steps = 25)
+{
+    var a = SmallNet(); var b = SmallNet();
+    var optA = ours(a.parameters()); var optB = theirs(b.parameters());
+    double worst = 0;
+    for (int t = 0; t < steps; t++)
+    {
+        using var scope = torch.NewDisposeScope();
+        optA.ZeroGrad(); optB.zero_grad();
+        Losses.Mse(a.call(xo), yo).backward();
+        Losses.Mse(b.call(xo), yo).backward();
+        optA.Step(); optB.step();
+        worst = Math.Max(worst, MaxDifference(a, b));
+    }
+    return (name, worst);
+}
+var stepChecks = new[]
+{
+    StepForStep("SGD η=0.1", ps => new ScratchSgd(ps, 0.1), ps => Optimizers.Sgd(ps, lr: 0.1)),
+    StepForStep("momentum η=0.1 μ=0.9", ps => new ScratchMomentum(ps, 0.1, 0.9), ps => Optimizers.Sgd(ps, lr: 0.1, momentum: 0.9)),
+    StepForStep("Adam η=0.01", ps => new ScratchAdam(ps, 0.01), ps => Optimizers.Adam(ps, lr: 0.01)),
+};
+new DataFrame(new StringDataFrameColumn("optimizer", stepChecks.Select(c => c.Name)),
+    new DoubleDataFrameColumn("max |weight difference| over 25 steps", stepChecks.Select(c => c.Worst)))
+
+// %% [markdown]
+// Differences at the level of float64 rounding (≈1e-16 to 1e-15; TorchSharp's Adam divides in a slightly different order): the formulas are the ones TorchSharp implements. The library's `Optimizers` are in turn tested against PyTorch's own updates (`optim_*.safetensors` goldens, within 1e-5 in float32).
+//
+// **A race.** Same network, same data, 300 steps each:
+
+// %%
+List<double> Race(Func<IEnumerable<Tensor>, ScratchOptimizer> make, int steps = 300)
+{
+    var net = SmallNet();
+    var opt = make(net.parameters());
+    var losses = new List<double>();
+    for (int t = 0; t < steps; t++)
+    {
+        using var scope = torch.NewDisposeScope();
+        opt.ZeroGrad();
+        var loss = Losses.Mse(net.call(xo), yo);
+        losses.Add(loss.item<double>());
+        loss.backward();
+        opt.Step();
+    }
+    return losses;
+}
+var race = new[]
+{
+    Series("SGD η=0.1", Race(ps => new ScratchSgd(ps, 0.1))),
+    Series("momentum η=0.1 μ=0.9", Race(ps => new ScratchMomentum(ps, 0.1, 0.9))),
+    Series("Adam η=0.01", Race(ps => new ScratchAdam(ps, 0.01))),
+};
+display(Plot.Curves(race, title: "Training loss of the three optimizers", yTitle: "MSE (log scale)", logY: true));
+new DataFrame(new StringDataFrameColumn("optimizer", race.Select(r => r.Item1)),
+    new DoubleDataFrameColumn("loss after 50 steps", race.Select(r => r.Item2[49])),
+    new DoubleDataFrameColumn("loss after 300 steps", race.Select(r => r.Item2[^1])))
+
+// %% [markdown]
+// ## 6. A real run: an MLP on Fashion-MNIST
+//
+// [Fashion-MNIST](https://github.com/zalandoresearch/fashion-mnist): 70,000 grey 28×28 images of clothing in 10 classes (60,000 for training, 10,000 for testing), shipped in `data/`. `Datasets.FashionMnist` reads the IDX files (checking magic numbers and sizes) into images scaled to [0, 1] and int64 labels. We keep 10% of the training set aside for **validation**: the held-out numbers we watch during training, while the test set is touched once at the end.
+
+// %%
+var fashionTrain = Datasets.FashionMnist(train: true, limit: Notebook.Pick<int?>(quick: 6000, full: null));
+var fashionTest = Datasets.FashionMnist(train: false, limit: Notebook.Pick<int?>(quick: 2000, full: null));
+var (trainSet, valSet) = fashionTrain.Split(validationFraction: 0.1, seed: 1);
+var trainLoader = new BatchLoader(trainSet, batchSize: 128, shuffle: true, seed: 2);
+var valLoader = new BatchLoader(valSet, batchSize: 1000);
+var testLoader = new BatchLoader(fashionTest, batchSize: 1000);
+display(Plot.Heatmap(trainSet.Inputs[0, 0], title: $"a training image: {Datasets.FashionMnistClasses[(int)trainSet.Targets[0].item<long>()]}", colorscale: "Greys"));
+$"{trainSet.Count} training, {valSet.Count} validation, {fashionTest.Count} test images; {trainLoader}"
+
+// %% [markdown]
+// The model: 784 → 256 → 128 → 10 with ReLU, and dropout (which zeroes 20% of the activations at random during training, a regulariser; it is off in evaluation). The `Trainer` runs the loop of this notebook for any `Module<Tensor, Tensor>`: every micro-batch in its own dispose scope (memory stays flat), AdamW with a linear warmup and cosine decay of the learning rate, gradient clipping, evaluation under `no_grad` in eval mode after each epoch, and a checkpoint after each epoch.
+
+// %%
+using System.IO;
+nn.Module<Tensor, Tensor> FashionMlp() => nn.Sequential(
+    nn.Flatten(),
+    nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
+    nn.Linear(256, 128), nn.ReLU(), nn.Dropout(0.2),
+    nn.Linear(128, 10));
+
+var checkpointDir = Path.Combine(Path.GetTempPath(), "workbook-04");
+Directory.CreateDirectory(checkpointDir);
+int epochs = Notebook.Pick(quick: 2, full: 12);
+Notebook.Reseed(42);
+var mlp = FashionMlp();
+var trainer = new Trainer(mlp, Optimizers.AdamW(mlp.parameters(), lr: 2e-3, weightDecay: 1e-4), Losses.CrossEntropy)
+{
+    Epochs = epochs,
+    Metrics = { Metric.Accuracy },
+    Schedule = LRSchedule.WarmupCosine(2e-3, warmupSteps: Notebook.Pick(quick: 10, full: 200), totalSteps: epochs * trainLoader.BatchCount, minLr: 2e-5),
+    ClipGradNorm = 1.0,
+    CheckpointPath = Path.Combine(checkpointDir, "fashion-mlp.safetensors"),
+};
+$"{mlp.parameters().Sum(p => p.numel()):N0} parameters; schedule {trainer.Schedule}"
+
+// %% [markdown]
+// Training, with a live progress bar and live curves (the cell updates them in place as the run goes):
+
+// %%
+var progressView = Notebook.Display("starting…");
+var curvesView = Notebook.Display("the curves appear after the first epoch");
+trainer.OnProgress = p =>
+{
+    progressView.Update(p);
+    if (p.Phase == TrainingPhase.EpochEnd) curvesView.Update(p.History.Plot(title: "Fashion-MNIST MLP"));
+};
+var history = trainer.Fit(trainLoader, valLoader);
+history.ToDataFrame()
+
+// %% [markdown]
+// The faint line is the per-step training loss (smoothed); the markers are epoch means. Training loss is measured with dropout on and while the weights change, validation loss in eval mode at the end of each epoch, so early on the validation loss can even sit below the training loss. Now the test set, once:
+
+// %%
+var test = trainer.Evaluate(testLoader);
+$"test: {test}. Accuracy {test["accuracy"]:P2} ({Notebook.Profile} profile; the Full profile's goal is ≥ 88%: {(test["accuracy"] >= 0.88 ? "met" : "not met")})"
+
+// %% [markdown]
+// ## 7. Checkpoint, crash, resume
+//
+// A checkpoint is one safetensors file with everything a run needs to continue: the weights, the optimizer's state (Adam's m and v and step count), the epoch and step, the seed, torch's random-generator state (so dropout draws the same masks) and the history. It is written to a temporary file and renamed, so a crash during the save leaves the previous checkpoint intact.
+
+// %%
+var checkpointHeader = SafeTensors.ReadHeader(trainer.CheckpointPath!);
+new DataFrame(
+    new StringDataFrameColumn("part", new[] { "model.*", "optimizer.*", "rng.cpu", "metadata keys" }),
+    new StringDataFrameColumn("what", new[]
+    {
+        $"{checkpointHeader.Tensors.Count(t => t.Name.StartsWith("model."))} tensors, e.g. {checkpointHeader.Tensors.First(t => t.Name.StartsWith("model.")).Name}",
+        $"{checkpointHeader.Tensors.Count(t => t.Name.StartsWith("optimizer."))} tensors, e.g. {checkpointHeader.Tensors.First(t => t.Name.EndsWith("exp_avg_sq")).Name}",
+        $"{checkpointHeader.Tensors.Single(t => t.Name == "rng.cpu").Shape[0]} bytes of generator state",
+        string.Join(", ", checkpointHeader.Metadata.Keys.OrderBy(k => k)),
+    }))
+
+// %% [markdown]
+// **The experiment.** Three runs of the same recipe on a subset, four epochs each:
+//
+// * **A** runs uninterrupted.
+// * **B** is the same run (same seed), checkpointing after every epoch, and "crashes" in the middle of epoch 3 (we cancel it from the progress callback).
+// * **C** is a fresh process, in effect: a model built with a *different* seed, a new optimizer, then `LoadCheckpoint` from B's file and `Fit`.
+//
+// If resuming is exact, C's losses from epoch 3 on are A's losses, bit for bit, and C ends with A's weights.
+
+// %%
+using System.Threading;
+var resumeSubset = trainSet.Take(Notebook.Pick(quick: 2000, full: 12000));
+var resumeLoader = new BatchLoader(resumeSubset, batchSize: 64, shuffle: true, seed: 3);
+var resumePath = Path.Combine(checkpointDir, "resume-demo.safetensors");
+if (File.Exists(resumePath)) File.Delete(resumePath);
+
+Trainer Recipe(int seed)
+{
+    Notebook.Reseed(seed);
+    var model = FashionMlp();
+    return new Trainer(model, Optimizers.AdamW(model.parameters(), lr: 2e-3), Losses.CrossEntropy)
+    {
+        Epochs = 4, Metrics = { Metric.Accuracy }, ClipGradNorm = 1.0,
+        Schedule = LRSchedule.WarmupCosine(2e-3, warmupSteps: 20, totalSteps: 4 * resumeLoader.BatchCount),
+    };
+}
+
+var runA = Recipe(seed: 7);
+runA.Fit(resumeLoader, valLoader);
+
+var runB = Recipe(seed: 7);
+runB.CheckpointPath = resumePath;
+runB.ProgressInterval = TimeSpan.Zero;   // report every batch, so the "crash" lands mid-epoch
+var crash = new CancellationTokenSource();
+runB.OnProgress = p => { if (p.Phase == TrainingPhase.Train && p.Epoch == 2 && p.Batch == resumeLoader.BatchCount / 2) crash.Cancel(); };
+runB.Fit(resumeLoader, valLoader, crash.Token);
+
+var runC = Recipe(seed: 12345);
+var restored = runC.LoadCheckpoint(resumePath);
+runC.Fit(resumeLoader, valLoader);
+$"B stopped: {runB.History.StopReason}. C resumed from epoch {restored.Epoch}, step {restored.Step}, and ran to step {runC.Step}."
+
+// %%
+var lossesA = runA.History.StepLosses; var lossesC = runC.History.StepLosses;
+var resumedFrom = (int)restored.Step;
+double maxLossDifference = lossesA.Zip(lossesC).Max(p => Math.Abs(p.First - p.Second));
+bool sameWeights = runA.Model.parameters().Zip(runC.Model.parameters()).All(p => p.First.bytes.SequenceEqual(p.Second.bytes));
+display(Plot.Curves(new[]
+{
+    Series("A: uninterrupted", TrainingHistory.MovingAverage(lossesA, 10)),
+    Series("B: crashed", TrainingHistory.MovingAverage(runB.History.StepLosses, 10)),
+    Series("C: resumed from B's checkpoint", TrainingHistory.MovingAverage(lossesC, 10)),
+}, title: $"Step losses (moving average of 10); C resumes at step {resumedFrom}", yTitle: "training loss"));
+new DataFrame(
+    new StringDataFrameColumn("check", new[] { "steps in A and in C", $"steps after the resume (from step {resumedFrom})", "max |loss A − loss C| over all steps", "final weights bit-identical", "B's steps after its last checkpoint (lost, redone by C)" }),
+    new StringDataFrameColumn("result", new[] { $"{lossesA.Length} and {lossesC.Length}", $"{lossesC.Length - resumedFrom}", $"{maxLossDifference}", $"{sameWeights}", $"{runB.History.Steps.Count - resumedFrom}" }))
+
+// %% [markdown]
+// The curves of A and C are the same curve: the difference is exactly 0 at every step, including the steps after the resume, and the final weights are bit-identical. Three ingredients make this work: the optimizer state travels with the weights, the random generator's state is restored (dropout masks), and the batch order of an epoch depends only on the loader's seed and the epoch number.
+//
+// A damaged checkpoint is refused with a message that says what is wrong, before anything is changed:
+
+// %%
+var damaged = Path.Combine(checkpointDir, "damaged.safetensors");
+var bytes = File.ReadAllBytes(resumePath);
+File.WriteAllBytes(damaged, bytes[..(bytes.Length / 2)]);
+try { Recipe(seed: 1).LoadCheckpoint(damaged); }
+catch (CheckpointException e) { Console.WriteLine(e.Message); }
+var otherShape = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10));
+try { Checkpoint.Load(resumePath, otherShape); }
+catch (CheckpointException e) { Console.WriteLine(e.Message); }
+
+// %% [markdown]
+// ## What to take away
+//
+// * `loss.backward()` applies the chain rule through every operation; for a sigmoid or softmax output with cross-entropy, the gradient at the logits is simply prediction − target.
+// * The learning rate must stay below 2 / curvature, or gradient descent diverges.
+// * Momentum accumulates a velocity; Adam scales each coordinate by a running RMS of its gradients and **needs** bias correction in the first steps.
+// * A usable training loop evaluates in eval mode without gradients, frees every step's tensors, and checkpoints everything (weights, optimizer state, RNG state, step) so that a resumed run is the same run.
+//
+// ## Exercises
+//
+// 1. **Nesterov momentum.** Write `ScratchNesterov` (PyTorch's form: b ← μ b + g, then p ← p − η (g + μ b)) and check it step for step against `Optimizers.Sgd(ps, lr: 0.1, momentum: 0.9, nesterov: true)` with `StepForStep`. Add it to the race.
+// 2. **A learning-rate range test** (Smith, 2017). Train `FashionMlp()` for one epoch on a subset while the learning rate grows exponentially from 1e-5 to 1 (`Schedule = LRSchedule.From(...)`), and plot the step loss against the learning rate (log x axis). Where does the loss fall fastest, and where does it blow up? How does that compare with the 2e-3 used above?
+// 3. **Early stopping and label smoothing.** Train with `EarlyStopping = new EarlyStopping("val_accuracy", Patience: 2)` and the label-smoothed loss `Losses.CrossEntropyWith(labelSmoothing: 0.1)` for up to 10 epochs. At which epoch does it stop, which epoch's weights does it keep, and what are the test accuracy and the mean confidence (max softmax probability) compared with the plain loss?
+//
+// Solutions: [`solutions/04-training-loop-solutions.ipynb`](solutions/04-training-loop-solutions.ipynb).

@@ -1,0 +1,232 @@
+// ---
+// jupyter:
+//   jupytext:
+//     text_representation:
+//       extension: .cs
+//       format_name: percent
+//   kernelspec:
+//     display_name: .NET (C#)
+//     language: C#
+//     name: .net-csharp
+// ---
+
+// %% [markdown]
+// # 07 · Pretraining a tiny GPT
+//
+// Notebook 05 generated text with a GPT-2 shipped in `data/gpt2-shakespeare/`. This notebook shows **how that model was made**: the same GPT-2 architecture and tokenizer, trained from scratch on tiny Shakespeare (1.1 MB of plays) on two CPU cores.
+//
+// 1. data preparation with the GPT-2 BPE tokenizer and the train/validation split;
+// 2. a trick that makes the 50,257-token output layer affordable, and the check that it changes nothing;
+// 3. the recipe of the shipped model and its recorded loss curves;
+// 4. a short training run here, with live loss curves, samples during training and the measured tokens/s;
+// 5. the shipped model, evaluated.
+//
+// The model is trained with the same `Trainer` as notebook 04; the full run is reproducible with `dotnet run -c Release --project tools/Gpt2Shakespeare`.
+
+// %%
+#r "nuget: Workbook, 0.1.0"
+#r "nuget: TorchSharp-cpu, 0.107.0"
+using TorchSharp;
+using static TorchSharp.torch;
+using Workbook;
+using Workbook.Plots;
+Notebook.Setup(seed: 42)
+
+// %%
+using System.Net;
+using System.Text.Json;
+using Microsoft.Data.Analysis;
+using Workbook.Data;
+using Workbook.Gpt;
+using Workbook.Text;
+using Workbook.Training;
+
+// %% [markdown]
+// ## 1. Data: text → token ids
+//
+// The corpus is the char-rnn "tiny Shakespeare" file. Encoded with GPT-2's byte-level BPE (notebook 05), every token is one of GPT-2's 50,257 ids, so the model we train is a drop-in GPT-2.
+
+// %%
+using System.IO;
+var tok = Gpt2Tokenizer.Default;
+var text = File.ReadAllText(DataPaths.File("tinyshakespeare", "input.txt"));
+var ids = tok.Encode(text);
+var counts = ids.GroupBy(i => i).Select(g => (Id: g.Key, Count: g.Count())).OrderByDescending(c => c.Count).ToList();
+$"{text.Length:N0} characters → {ids.Length:N0} tokens ({(double)text.Length / ids.Length:F2} characters per token); {counts.Count:N0} distinct tokens, {100.0 * counts.Count / tok.VocabSize:F1}% of GPT-2's vocabulary"
+
+// %%
+new DataFrame(
+    new StringDataFrameColumn("token", counts.Take(12).Select(c => tok.TokenDisplay(c.Id))),
+    new Int32DataFrameColumn("id", counts.Take(12).Select(c => c.Id)),
+    new Int32DataFrameColumn("count", counts.Take(12).Select(c => c.Count)),
+    new DoubleDataFrameColumn("share %", counts.Take(12).Select(c => Math.Round(100.0 * c.Count / ids.Length, 2))))
+
+// %% [markdown]
+// Token frequencies follow Zipf's law: on log-log axes, count against rank is close to a straight line. A few tokens (newline, comma, " the") are everywhere; half of the distinct tokens occur only a handful of times.
+
+// %%
+var ranks = Enumerable.Range(1, counts.Count).Select(r => (double)r).ToList();
+Plot.WithLayout(Plot.Line(ranks, counts.Select(c => (double)c.Count).ToList(), "count", title: "Token frequency by rank", xTitle: "rank", yTitle: "count", logY: true),
+    ("xaxis", new { type = "log", title = new { text = "rank (log)" } }))
+
+// %% [markdown]
+// **Split.** The first 90% of the token stream trains, the last 10% validates (a contiguous split, as in nanoGPT: random windows from one text would put near-copies of validation passages into training). A training example is a random window of `block_size` tokens; the targets are the same window shifted by one, so every position learns to predict its next token:
+
+// %%
+var data = new TokenDataset(ids, valFraction: 0.1);
+var (xb, yb) = data.Batch(false, batchSize: 1, blockSize: 12, new Random(1));
+display($"train {data.Train.Length:N0} tokens, validation {data.Val.Length:N0} tokens");
+new DataFrame(
+    new StringDataFrameColumn("input x", xb[0].data<long>().Select(i => tok.TokenDisplay((int)i))),
+    new StringDataFrameColumn("target y", yb[0].data<long>().Select(i => tok.TokenDisplay((int)i))))
+
+// %% [markdown]
+// ## 2. The output layer is the cost, and a way around it
+//
+// A small GPT spends most of its compute in the **LM head**: every position multiplies its hidden state by the whole `[n_embd × 50,257]` embedding matrix and normalises over 50,257 logits. But Shakespeare uses only 11,706 distinct tokens. The other 38,551 never appear as inputs or targets.
+//
+// Give those unused tokens a **zero embedding row** and keep it fixed. Their logit is then exactly $h \cdot 0 = 0$ for every input, so the full softmax's normaliser splits into
+//
+// $$\sum_{v=1}^{V} e^{z_v} = \sum_{v \in \text{used}} e^{z_v} + (V - K)\,e^{0}.$$
+//
+// So we can train a model with only the $K$ used tokens and add **one constant logit $\log(V-K)$** standing for "any unused token" before the cross-entropy: that *is* the 50,257-way loss, not an approximation. `CompactVocabulary.Expand` then writes an ordinary full-vocabulary GPT-2 (used rows at their GPT-2 ids, zeros elsewhere). The check on a random model and a real batch:
+
+// %%
+var vocab = CompactVocabulary.FromTokens(ids, tok.VocabSize);
+var compactData = new TokenDataset(vocab.ToCompact(ids), valFraction: 0.1);
+var architecture = new GptConfig { NLayer = 6, NHead = 4, NEmbd = 128, NPositions = 128, Dropout = 0.2 };
+var probe = new GptModel(vocab.CompactConfig(architecture));
+var fullProbe = vocab.Expand(probe);
+var (cx, cy) = compactData.Batch(false, 4, 64, new Random(2));
+var fx = cx.cpu().data<long>().Select(i => (long)vocab.ToFull((int)i)).ToArray();
+var fy = cy.cpu().data<long>().Select(i => (long)vocab.ToFull((int)i)).ToArray();
+double compactLoss, fullLoss;
+using (no_grad())
+{
+    probe.eval();
+    fullProbe.eval(); // no dropout: both must compute the same function
+    compactLoss = vocab.CrossEntropy(probe.forward(cx), cy).item<float>();
+    fullLoss = GptModel.Loss(fullProbe.forward(tensor(fx, [4, 64])), tensor(fy, [4, 64])).item<float>();
+}
+$"K = {vocab.Size:N0} of V = {vocab.FullVocabSize:N0}; compact loss {compactLoss:F6}, full-vocabulary loss {fullLoss:F6} (difference {Math.Abs(compactLoss - fullLoss):E1}); ln V = {Math.Log(vocab.FullVocabSize):F4}; parameters trained {probe.ParameterCount:N0} instead of {fullProbe.ParameterCount:N0}"
+
+// %% [markdown]
+// At initialisation both equal $\ln V \approx 10.82$ (a uniform guess over 50,257 tokens), and they agree to float32 rounding. The head shrinks 4.3×, and one training step becomes several times faster (exercise 1 measures it).
+//
+// ## 3. The recipe of the shipped model
+//
+// `tools/Gpt2Shakespeare` trained it and recorded everything in `data/gpt2-shakespeare/metrics.json`:
+
+// %%
+var metrics = JsonDocument.Parse(File.ReadAllText(DataPaths.File("gpt2-shakespeare", "metrics.json"))).RootElement;
+var recipe = metrics.GetProperty("recipe");
+var modelInfo = metrics.GetProperty("model");
+string[] recipeKeys = ["BatchSize", "BlockSize", "MaxSteps", "LearningRate", "MinLearningRate", "WarmupSteps", "WeightDecay", "Beta2", "GradClip", "Seed"];
+string[] modelKeys = ["NLayer", "NHead", "NEmbd", "NPositions", "VocabSize", "parameters", "compact_vocab", "compact_parameters", "dropout"];
+new DataFrame(
+    new StringDataFrameColumn("setting", modelKeys.Concat(recipeKeys).Append("threads")),
+    new StringDataFrameColumn("value", modelKeys.Select(k => modelInfo.GetProperty(k).ToString()).Concat(recipeKeys.Select(k => recipe.GetProperty(k).ToString())).Append(metrics.GetProperty("threads").ToString())))
+
+// %% [markdown]
+// The `Trainer` of notebook 04 with AdamW (β = 0.9, 0.99; weight decay 0.1 on matrices only), a linear warm-up then cosine decay of the learning rate, gradient clipping at norm 1, dropout 0.2. An "epoch" here is 100 steps on random windows, followed by the loss on the whole validation split; the weights with the lowest validation loss are kept. The loss curves of that run:
+
+// %%
+var perTen = metrics.GetProperty("train_loss_every_10_steps").EnumerateArray().Select(e => e.GetDouble()).ToList();
+var evals = metrics.GetProperty("eval_curve").EnumerateArray().ToList();
+double EvalStep(JsonElement e) => e.GetProperty("step").GetInt32();
+var chart = Plotly.NET.GenericChart.combine(new[]
+{
+    Plot.Line(perTen.Select((_, i) => 10.0 * (i + 1)).ToList(), perTen, "train (mean of 10 steps)"),
+    Plot.Line(evals.Select(EvalStep).ToList(), evals.Select(e => e.GetProperty("train_loss").GetDouble()).ToList(), "train (mean of each 100-step epoch)"),
+    Plot.Line(evals.Select(EvalStep).ToList(), evals.Select(e => e.GetProperty("val_loss").GetDouble()).ToList(), "validation (whole split)"),
+});
+Plot.WithLayout(chart, ("title", new { text = "Shipped model: loss curves" }), ("xaxis", new { title = new { text = "step" } }), ("yaxis", new { title = new { text = "cross-entropy (nats/token)" } }))
+
+// %%
+var finalVal = metrics.GetProperty("final_val_loss_full_split").GetDouble();
+$"best step {metrics.GetProperty("best_step")}; validation loss over the whole split {finalVal:F3} nats/token = perplexity {Math.Exp(finalVal):F0} (a uniform guess over GPT-2's vocabulary: perplexity {vocab.FullVocabSize:N0})"
+
+// %% [markdown]
+// Both losses are still falling at step 1,000, but the gap between them widens: with 300k training tokens seen 6.7 times, the model starts to memorise. Perplexity ≈ 160 means the model is, on average, as unsure as a uniform choice among ~160 tokens, which for single tokens of Early Modern English is enough to write recognisable Shakespeare-like text (section 5).
+//
+// ## 4. Training, live
+//
+// The same code, a short run: a `Trainer` over `TokenWindows` (random windows for training, consecutive windows of the validation text for evaluation). Its progress callback redraws the loss curve as it goes and, at the end of each epoch, samples from the model. (Quick profile: a few dozen steps; Full: a few hundred.)
+
+// %%
+int steps = Notebook.Pick(quick: 40, full: 400), evalEvery = Notebook.Pick(quick: 20, full: 100);
+int batchSize = Notebook.Pick(quick: 8, full: 16), blockSize = Notebook.Pick(quick: 64, full: 128);
+string Sample(GptModel m, int tokens) // generate with the compact model, map its ids back to GPT-2's to decode
+{
+    var prompt = vocab.ToCompact(tok.Encode("ROMEO:\n"));
+    var generated = TextGenerator.GenerateIds(m, [prompt], new GenerationOptions { MaxNewTokens = tokens, TopK = 40, Seed = 1 });
+    return tok.Decode(generated.Select(s => vocab.ToFull((int)s.Tokens[0])));
+}
+Notebook.Reseed(42);
+var student = new GptModel(vocab.CompactConfig(architecture));
+var trainer = new Trainer(student, GptPretraining.CreateOptimizer(student, new PretrainingOptions()), vocab.CrossEntropy)
+{
+    Epochs = steps / evalEvery,
+    Schedule = LRSchedule.WarmupCosine(1e-3, warmupSteps: Notebook.Pick(quick: 5, full: 40), totalSteps: steps, minLr: 1e-4),
+    ClipGradNorm = 1.0,
+};
+var samples = new List<(long Step, double Val, string Text)>();
+var live = Notebook.Display("starting…");
+trainer.OnProgress = p =>
+{
+    if (p.Phase == TrainingPhase.EpochEnd) samples.Add((p.Step, p.History.Last!.ValLoss!.Value, Sample(student, 30)));
+    var stepLosses = p.History.StepLosses;
+    live.Update(Plotly.NET.GenericChart.combine(new[]
+    {
+        Plot.Line(stepLosses.Select((_, i) => (double)(i + 1)).ToList(), stepLosses, "train (per step)"),
+        Plot.Line(p.History.Epochs.Select(e => (double)e.Steps).ToList(), p.History.Epochs.Select(e => e.ValLoss ?? double.NaN).ToList(), "validation"),
+    }));
+};
+var valText = compactData.Val.Take(Notebook.Pick(quick: 16 * blockSize + 1, full: compactData.Val.Length)).ToArray();
+var history = trainer.Fit(TokenWindows.Random(compactData.Train, batchSize, blockSize, batchesPerEpoch: evalEvery, seed: 1),
+                          TokenWindows.Sequential(valText, 16, blockSize));
+var tokensPerSecond = history.Epochs.Average(e => e.SamplesPerSecond) * blockSize;
+$"{history.Steps.Count} steps of {batchSize}×{blockSize} tokens: {tokensPerSecond:F0} tokens/s measured on {torch.get_num_threads()} thread(s); loss {history.Steps[0].Loss:F2} → {history.Steps[^1].Loss:F2}, validation {history.Last!.ValLoss:F2}"
+
+// %% [markdown]
+// Samples from the model in training (top-k 40, same seed each time). The Quick run stops while they are still frequent tokens and punctuation; longer runs (Full profile) move on to Shakespeare's shape, names followed by a colon and line breaks, then words. Section 5 shows where the full 1,000 steps lead.
+
+// %%
+new DataFrame(
+    new Int64DataFrameColumn("step", samples.Select(s => s.Step)),
+    new DoubleDataFrameColumn("val loss", samples.Select(s => Math.Round(s.Val, 3))),
+    new StringDataFrameColumn("sample", samples.Select(s => s.Text.Replace("\n", " ↵ "))))
+
+// %% [markdown]
+// Saving works like any GPT-2: expand to the full vocabulary and write the Hugging Face layout (float16 halves the file), which `GptCheckpoint.Load` and `GptHub.FromPretrained` open; so would Python's `transformers`.
+
+// %%
+var saveDir = Path.Combine(Path.GetTempPath(), "workbook-07-tiny-gpt");
+GptCheckpoint.Save(vocab.Expand(student), saveDir, ScalarType.Float16);
+var reloaded = GptCheckpoint.Load(saveDir);
+$"saved {string.Join(", ", Directory.GetFiles(saveDir).Select(Path.GetFileName))} ({new FileInfo(Path.Combine(saveDir, "model.safetensors")).Length / 1e6:F1} MB); reloaded: {reloaded.Config}"
+
+// %% [markdown]
+// ## 5. The shipped model
+//
+// Loaded like any checkpoint. Its validation loss, recomputed here with the **full 50,257-way softmax** (no compact trick): in Quick on the first 4,096 validation tokens, in Full on the whole split, where it reproduces the recorded value.
+
+// %%
+var shipped = GptHub.FromPretrained(Path.GetDirectoryName(DataPaths.File("gpt2-shakespeare", "model.safetensors"))!);
+var evalTokens = Notebook.Pick(quick: 4096, full: data.Val.Length);
+var valLoss = GptEvaluation.SplitLoss(shipped, data.Val.Take(evalTokens).ToArray(), blockSize: 128);
+$"validation loss on {evalTokens:N0} tokens: {valLoss:F3} (recorded over the whole split: {finalVal:F3})"
+
+// %%
+var writer = new TextGenerator(shipped, tok);
+var sample = writer.Generate("KING RICHARD III:\n", new GenerationOptions { MaxNewTokens = Notebook.Pick(quick: 80, full: 250), Temperature = 0.8, TopK = 40, Seed = 5 });
+HTML($"<pre>KING RICHARD III:\n{WebUtility.HtmlEncode(sample.Text)}</pre>")
+
+// %% [markdown]
+// ## Exercises
+//
+// 1. **The compact vocabulary, measured.** Train the same architecture for 5 steps with the full 50,257-token head (`new GptModel(architecture)` on `data`, default loss) and with the compact head. Compare tokens/s and check that the first losses agree.
+// 2. **Dropout and overfitting.** Train two models for the same number of steps, one with `Dropout = 0` and one with `Dropout = 0.2`, and plot the train and validation losses of both. Which has the larger gap, and which the lower validation loss?
+// 3. **The schedule.** Compare warm-up + cosine decay with a constant learning rate of 1e-3 (set `MinLearningRate = LearningRate`, `WarmupSteps = 0`) over the same steps. Plot `LearningRateAt` for both and the resulting losses.
+//
+// Solutions: `solutions/07-pretraining-tiny-gpt-solutions.ipynb`.
