@@ -35,8 +35,14 @@ public static class Formatters
         Formatter.Register<SetupSummary>((s, writer) => writer.Write(SetupHtml(s)), HtmlFormatter.MimeType);
         Formatter.Register<SetupSummary>((s, writer) => writer.Write(
             $"TorchSharp {s.TorchSharpVersion} (libtorch {s.LibTorchVersion}) on {s.Device}, {s.Threads} threads, seed {s.Seed}, profile {s.Profile}"), "text/plain");
+        Formatter.Register<ClaimResult>((c, writer) => writer.Write(ClaimHtml(c)), HtmlFormatter.MimeType);
+        Formatter.Register<ClaimResult>((c, writer) => writer.Write(c.ToString()), "text/plain");
         Formatter.SetPreferredMimeTypesFor(typeof(torch.Tensor), "text/plain");
     }
+
+    /// <summary>A checked claim as one coloured line: green when it held, grey when not checked in this profile.</summary>
+    public static string ClaimHtml(ClaimResult c) =>
+        $"<div class=\"wb-claim\" style=\"color:{(c.Checked ? (c.Held ? "#1a7f37" : "#b42318") : "#6e7781")}\">{WebUtility.HtmlEncode(c.ToString())}</div>";
 
     /// <summary>Tensor as one line: shape, dtype, device and a few values (never a wall of numbers).</summary>
     public static string TensorSummary(torch.Tensor t)
