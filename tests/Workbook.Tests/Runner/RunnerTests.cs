@@ -93,4 +93,22 @@ public class RunnerTests
         Assert.Contains("1 of 2 notebooks ran", output);
         Assert.True(ReportOf(Report(Path.Combine(dir, "out")), "b-good.ipynb")["ok"]!.GetValue<bool>());
     }
+
+    [Fact]
+    public void PlotlyNetInteractiveTakesChartsOverUntilSetupRunsAgain()
+    {
+        var dir = TempDir();
+        const string chart = "Plot.Line(new double[] { 0, 1 }, new double[] { 1, 2 })";
+        var nb = Write(dir, "plotly-interactive.ipynb", FirstCell, chart, "#r \"nuget: Plotly.NET.Interactive, 6.0.0\"", chart, "Notebook.Setup(seed: 42);\n" + chart);
+        var (code, output) = RunRunner(TimeSpan.FromMinutes(10), nb, "--out", Path.Combine(dir, "out"), "--no-html", "--profile", "Quick");
+        Assert.True(code == 0, output);
+        var executed = Load(Path.Combine(dir, "out", "notebooks", "plotly-interactive.ipynb"));
+        string Chart(int cell) => Outputs(executed, cell).Select(o => MimeText(o, "text/html")).Single(h => h.Length > 0);
+        Assert.Contains("wb-plotly", Chart(1));
+        // Plotly.NET.Interactive's formatter: plotly.js through require.js from a CDN (nothing draws offline).
+        Assert.DoesNotContain("wb-plotly", Chart(3));
+        Assert.Contains("require", Chart(3));
+        Assert.Contains("cdn.plot.ly", Chart(3));
+        Assert.Contains("wb-plotly", Chart(4));
+    }
 }
