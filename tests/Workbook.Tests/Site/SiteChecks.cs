@@ -49,8 +49,9 @@ static class SiteChecks
         })()
         """;
 
-    const string ChartsDrawn = """
-        (() => [...new Set([...document.querySelectorAll('.wb-plotly, .js-plotly-plot')])].every(c => c.querySelector('svg.main-svg')))()
+    // Charts are drawn, or cannot be (plotly.js is not on the page): either way, waiting longer changes nothing.
+    const string ChartsSettled = """
+        (() => !window.Plotly || [...new Set([...document.querySelectorAll('.wb-plotly, .js-plotly-plot')])].every(c => c.querySelector('svg.main-svg')))()
         """;
 
     /// <summary>Checks every HTML page of the site at <paramref name="siteDir"/>.</summary>
@@ -92,7 +93,7 @@ static class SiteChecks
             // Charts draw after load (plotly.js lays out asynchronously): wait for them, up to a limit.
             for (var deadline = DateTime.UtcNow.AddSeconds(30); DateTime.UtcNow < deadline;)
             {
-                if (await browser.EvaluateAsync(ChartsDrawn) == "true") break;
+                if (await browser.EvaluateAsync(ChartsSettled) == "true") break;
                 await Task.Delay(200);
             }
             var probe = JsonNode.Parse(await browser.EvaluateAsync(Probe))!.AsObject();
@@ -149,6 +150,21 @@ static class SiteChecks
         foreach (var r in results.Where(r => r.Page != "index.html" && !r.HasNext))
             if (Path.Combine(siteDir, r.Page.Replace('/', Path.DirectorySeparatorChar)) != last) r.Fail("no next link, but this is not the last page of the table of contents");
         return new SiteCheckReport(siteDir, results);
+    }
+
+    /// <summary>Types <paramref name="query"/> into the search box of a page and returns the result links (absolute URLs).</summary>
+    public static async Task<List<string>> SearchAsync(string page, string query)
+    {
+        await using var browser = await HeadlessChromium.StartAsync();
+        await browser.NavigateAsync(new Uri(Path.GetFullPath(page)).AbsoluteUri);
+        var q = JsonSerializer.Serialize(query);
+        await browser.EvaluateAsync($"(() => {{ const i = document.getElementById('wb-search-input'); i.focus(); i.value = {q}; i.dispatchEvent(new Event('input')); return 1; }})()");
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < deadline; await Task.Delay(100))
+        {
+            var links = JsonNode.Parse(await browser.EvaluateAsync("JSON.stringify([...document.querySelectorAll('#wb-search-results a')].map(a => a.href))"))!.AsArray();
+            if (links.Count > 0) return links.Select(l => l!.ToString()).ToList();
+        }
+        return [];
     }
 
     /// <summary>Synchronous form of <see cref="CheckAsync"/>.</summary>

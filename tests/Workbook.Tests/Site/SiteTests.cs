@@ -8,7 +8,7 @@ namespace Workbook.Tests.Site;
 public class SiteTests
 {
     [Fact]
-    public void FixtureBookTypesetsHighlightsDrawsAndNavigatesOfflineInChromium()
+    public async Task FixtureBookTypesetsHighlightsDrawsAndNavigatesOfflineInChromium()
     {
         var dir = TempDir();
         var pages = SiteFixture.Write(dir);
@@ -73,7 +73,7 @@ public class SiteTests
         Assert.Matches("<li class=\"wb-toc-item wb-current\"><a href=\"01-alpha.html\"[^>]*>01 · Alpha</a>.*?<ol class=\"wb-toc-solutions\">\\s*<li class=\"wb-toc-item wb-toc-solution\"><a href=\"solutions/01-alpha-solutions.html\"", alpha.ReplaceLineEndings(" "));
         Assert.Contains("wb-badge wb-solution", solutions);
 
-        var report = SiteChecks.Check(site);
+        var report = await SiteChecks.CheckAsync(site);
         var checks = report.ToString();
         // In the browser: everything passes except the formula KaTeX rejected, which shows as a visible error.
         var failure = Assert.Single(report.Failures);
@@ -87,6 +87,12 @@ public class SiteTests
         Assert.All(report.Pages, p => Assert.True(p.Requests > 0 && p.Links > 0, checks)); // it did look: requests were seen (all file://) and links followed
         Assert.Contains("wb-math-error", beta);
         Assert.Contains("KaTeX parse error", beta);
+
+        // Search, from a solutions page: a heading of another page and a word that only occurs in code.
+        var hits = await SiteChecks.SearchAsync(Path.Combine(site, "solutions", "01-alpha-solutions.html"), "tables images");
+        Assert.StartsWith(new Uri(Path.Combine(site, "01-alpha.html")).AbsoluteUri + "#tables-and-images", hits.FirstOrDefault() ?? "(no hit)");
+        hits = await SiteChecks.SearchAsync(Path.Combine(site, "index.html"), "undefinedThing");
+        Assert.Contains(new Uri(Path.Combine(site, "01-alpha.html")).AbsoluteUri + "#tables-and-images", hits);
     }
 
     [Fact]
@@ -128,7 +134,7 @@ public class SiteTests
     }
 
     [Fact]
-    public void ChecksCatchNetworkRequestsRawTexPlainCodeUndrawnChartsAndDeadLinks()
+    public async Task ChecksCatchNetworkRequestsRawTexPlainCodeUndrawnChartsAndDeadLinks()
     {
         var dir = TempDir();
         var site = Path.Combine(dir, "site");
@@ -144,7 +150,7 @@ public class SiteTests
         File.WriteAllText(betaPath, File.ReadAllText(betaPath).Replace("<script src=\"assets/plotly", "<script src=\"assets/no-plotly"));
         File.Delete(Path.Combine(site, "solutions", "01-alpha-solutions.html"));
 
-        var failures = SiteChecks.Check(site).Failures.ToList();
+        var failures = (await SiteChecks.CheckAsync(site)).Failures.ToList();
         var all = string.Join("\n", failures);
         Assert.Contains(failures, f => f.StartsWith("01-alpha.html: network request: https://cdn.example.org/lib.js", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("01-alpha.html: element loads from the network: https://cdn.example.org/lib.js", StringComparison.Ordinal));

@@ -23,9 +23,18 @@ sealed class MathRenderer
         }
         """;
 
+    // Loading katex.min.js into the interpreter takes a second or two: one engine serves every build of the process.
+    static readonly Lazy<(Jint.Engine Engine, Jint.Native.JsValue Render)> Katex = new(() =>
+    {
+        // Strict mode off: the minified bundle is written for browsers' sloppy-mode globals.
+        var engine = new Jint.Engine(o => o.Strict(false).LimitRecursion(4096).TimeoutInterval(TimeSpan.FromSeconds(30)));
+        engine.Execute("var window = this, self = this;");
+        engine.Execute(SiteAssets.Text("katex/katex.min.js"));
+        engine.Execute(Glue);
+        return (engine, engine.GetValue("__wbRender"));
+    });
+
     readonly Dictionary<(string Tex, bool Display), Rendered> _cache = new();
-    Jint.Engine? _engine;
-    Jint.Native.JsValue? _render;
 
     /// <summary>How many formulas were typeset (including failures; repeats counted).</summary>
     public int Count { get; private set; }
@@ -35,19 +44,13 @@ sealed class MathRenderer
     {
         Count++;
         if (_cache.TryGetValue((tex, display), out var hit)) return hit;
-        if (_engine is null)
-        {
-            // Strict mode off: the minified bundle is written for browsers' sloppy-mode globals.
-            _engine = new Jint.Engine(o => o.Strict(false).LimitRecursion(4096).TimeoutInterval(TimeSpan.FromSeconds(30)));
-            _engine.Execute("var window = this, self = this;");
-            _engine.Execute(SiteAssets.Text("katex/katex.min.js"));
-            _engine.Execute(Glue);
-            _render = _engine.GetValue("__wbRender");
-        }
         Rendered result;
         try
         {
-            var json = _engine.Invoke(_render!, tex, display).AsString();
+            var (engine, render) = Katex.Value;
+            string json;
+            // Jint engines are single-threaded; builds on several threads take turns.
+            lock (engine) json = engine.Invoke(render, tex, display).AsString();
             using var doc = JsonDocument.Parse(json);
             var html = doc.RootElement.GetProperty("html").GetString()!;
             var warnings = doc.RootElement.GetProperty("warnings").EnumerateArray().Select(w => w.GetString()!).ToList();

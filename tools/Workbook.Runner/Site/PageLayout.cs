@@ -54,7 +54,7 @@ static partial class PageLayout
             var status = e.Page.Ok ? "<span class=\"wb-ok\">ran</span>" : $"<span class=\"wb-fail\" title=\"{E(e.Page.Failure ?? "")}\">failed</span>";
             sb.Append($"<tr class=\"{cls}\"><td>{badge}<a href=\"{E(e.Html)}\">{E(e.Title)}</a></td><td>{status}</td><td class=\"wb-num\">{Seconds(e.Page.Seconds)}</td></tr>\n");
         }
-        sb.Append("</tbody></table>\n");
+        sb.Append($"</tbody>\n<tfoot><tr><td>All notebooks</td><td></td><td class=\"wb-num\">{Seconds(book.Order.Sum(e => e.Page.Seconds))}</td></tr></tfoot></table>\n");
         if (book.Order.FirstOrDefault() is { } first)
             sb.Append($"<nav class=\"wb-pager\"><span></span><a class=\"wb-next\" rel=\"next\" href=\"{E(first.Html)}\"><span class=\"wb-pager-label\">Start reading</span>{E(first.Title)} →</a></nav>\n");
         sb.Append("</main>\n<script src=\"assets/site.js\"></script>\n</body>\n</html>\n");

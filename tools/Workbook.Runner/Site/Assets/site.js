@@ -1,4 +1,15 @@
-// The Workbook book: full-text search over every page, loaded on first use (minisearch and the index are site files).
+// The Workbook book: display formulas wider than the column are set smaller (down to 75%) before they scroll,
+// and full-text search over every page, loaded on first use (minisearch and the index are site files).
+(function () {
+  function fitFormulas() {
+    document.querySelectorAll('.wb-math-display').forEach(function (m) {
+      m.style.fontSize = '';
+      if (m.scrollWidth > m.clientWidth + 1) m.style.fontSize = Math.max(0.75, m.clientWidth / m.scrollWidth).toFixed(3) + 'em';
+    });
+  }
+  fitFormulas();
+  window.addEventListener('resize', fitFormulas);
+})();
 (function () {
   var input = document.getElementById('wb-search-input');
   var list = document.getElementById('wb-search-results');
