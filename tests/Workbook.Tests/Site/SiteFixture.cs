@@ -66,7 +66,7 @@ static class SiteFixture
             Md("# 02 · Beta\n\nBack to [chapter 01](01-alpha.ipynb#display-math). Good: $e^{i\\pi} + 1 = 0$."),
             Code(1, "Plot.Line(x, y, title: \"second chart\")", Result(1, ("text/html", chartNoLibrary))),
             Md($"A formula KaTeX cannot parse: ${BadFormula}$, and a good one after it: $\\tanh(x)$."),
-            Code(2, "throw new Exception(\"boom\");", Error("Error", "System.Exception: boom")),
+            Code(2, "throw new Exception(\"boom\");", Error("Exception", "boom", ["\u001b[0;31mException\u001b[0m: boom", "   at \u001b[1mSubmission#3\u001b[22m"])),
         };
         var solutions = new[]
         {

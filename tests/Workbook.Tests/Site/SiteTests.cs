@@ -69,6 +69,9 @@ public class SiteTests
                 Assert.Contains(fact, page);
         Assert.Contains("<dt>Run time</dt><dd>3.2 s</dd>", alpha);
         Assert.Contains("02-beta.ipynb, cell 4, line 1: Exception: boom", beta);
+        // ANSI colours in a traceback become styles; no escape character reaches the page.
+        Assert.Contains("<span style=\"color:var(--ansi-red);\">Exception</span>: boom\n   at <span style=\"font-weight:bold;\">Submission#3</span>", beta);
+        Assert.False(beta.Contains('\u001b'), "an escape character reached page 02");
         // The table of contents nests the solutions under their chapter and marks them.
         Assert.Matches("<li class=\"wb-toc-item wb-current\"><a href=\"01-alpha.html\"[^>]*>01 · Alpha</a>.*?<ol class=\"wb-toc-solutions\">\\s*<li class=\"wb-toc-item wb-toc-solution\"><a href=\"solutions/01-alpha-solutions.html\"", alpha.ReplaceLineEndings(" "));
         Assert.Contains("wb-badge wb-solution", solutions);

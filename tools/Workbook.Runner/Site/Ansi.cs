@@ -3,7 +3,7 @@ using System.Text;
 namespace Workbook.Runner.Site;
 
 /// <summary>Terminal text as Jupyter shows it: carriage returns and backspaces applied, ANSI colours as spans.</summary>
-static class Ansi
+static partial class Ansi
 {
     static readonly string[] Names = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
 
@@ -35,6 +35,12 @@ static class Ansi
         }
         return sb.ToString();
     }
+
+    /// <summary>The text without escape sequences.</summary>
+    public static string Strip(string text) => text.Contains('\u001b') ? EscapeSequence().Replace(text, "") : text;
+
+    [System.Text.RegularExpressions.GeneratedRegex("\u001b(?:\\[[0-9;?]*[A-Za-z]|.)?")]
+    private static partial System.Text.RegularExpressions.Regex EscapeSequence();
 
     /// <summary>HTML-encodes terminal text, turning SGR colour and bold codes into spans and dropping other escape sequences.</summary>
     public static string ToHtml(string text)

@@ -60,8 +60,9 @@ sealed partial class OutputRenderer
         // .NET Interactive repeats the stack: traceback[0] is the whole exception text, the rest are its own lines again.
         if (traceback.Count > 1 && traceback[0].Contains('\n') && traceback.Skip(1).All(t => traceback[0].Contains(t, StringComparison.Ordinal)))
             traceback = [traceback[0]];
-        var body = traceback.Count > 0 ? string.Join("\n", traceback) : $"{ename}: {evalue}";
-        if (traceback.Count > 0 && !body.Contains(evalue.Split('\n')[0], StringComparison.Ordinal)) body = $"{ename}: {evalue}\n{body}";
+        // The name heads the box; the traceback (or, without one, the value) follows, with the value first when the traceback omits it.
+        var body = traceback.Count > 0 ? string.Join("\n", traceback) : evalue;
+        if (traceback.Count > 0 && evalue.Length > 0 && !Ansi.Strip(body).Contains(Ansi.Strip(evalue).Split('\n')[0], StringComparison.Ordinal)) body = evalue + "\n" + body;
         return $"<div class=\"wb-output\"><pre class=\"wb-error\"><span class=\"wb-error-name\">{Html.Encode(ename)}</span>\n{Ansi.ToHtml(body)}</pre></div>\n";
     }
 

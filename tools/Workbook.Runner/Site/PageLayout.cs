@@ -46,15 +46,15 @@ static partial class PageLayout
         int ok = book.Order.Count(e => e.Page.Ok);
         sb.Append($"<p class=\"wb-lead\">The executed notebooks: {ok} of {book.Order.Count} ran to the end, profile <strong>{E(info.Profile)}</strong>, " +
                   $"on {E(Date(info.Date))}, with Workbook {E(info.LibraryVersion)} and TorchSharp {E(info.TorchSharpVersion)}.</p>\n");
-        sb.Append("<table class=\"wb-index\">\n<thead><tr><th>Notebook</th><th>Status</th><th class=\"wb-num\">Run time</th></tr></thead>\n<tbody>\n");
+        sb.Append("<table class=\"wb-index\">\n<thead><tr><th>Notebook</th><th>File</th><th>Status</th><th class=\"wb-num\">Run time</th></tr></thead>\n<tbody>\n");
         foreach (var e in book.Order)
         {
             var cls = e.Chapter is null ? "wb-index-chapter" : "wb-index-solution";
             var badge = e.IsSolution ? "<span class=\"wb-badge wb-solution\">Solutions</span> " : "";
             var status = e.Page.Ok ? "<span class=\"wb-ok\">ran</span>" : $"<span class=\"wb-fail\" title=\"{E(e.Page.Failure ?? "")}\">failed</span>";
-            sb.Append($"<tr class=\"{cls}\"><td>{badge}<a href=\"{E(e.Html)}\">{E(e.Title)}</a></td><td>{status}</td><td class=\"wb-num\">{Seconds(e.Page.Seconds)}</td></tr>\n");
+            sb.Append($"<tr class=\"{cls}\"><td>{badge}<a href=\"{E(e.Html)}\">{E(e.Title)}</a></td><td class=\"wb-file\">{E(e.Notebook)}</td><td>{status}</td><td class=\"wb-num\">{Seconds(e.Page.Seconds)}</td></tr>\n");
         }
-        sb.Append($"</tbody>\n<tfoot><tr><td>All notebooks</td><td></td><td class=\"wb-num\">{Seconds(book.Order.Sum(e => e.Page.Seconds))}</td></tr></tfoot></table>\n");
+        sb.Append($"</tbody>\n<tfoot><tr><td>All notebooks</td><td></td><td></td><td class=\"wb-num\">{Seconds(book.Order.Sum(e => e.Page.Seconds))}</td></tr></tfoot></table>\n");
         if (book.Order.FirstOrDefault() is { } first)
             sb.Append($"<nav class=\"wb-pager\"><span></span><a class=\"wb-next\" rel=\"next\" href=\"{E(first.Html)}\"><span class=\"wb-pager-label\">Start reading</span>{E(first.Title)} →</a></nav>\n");
         sb.Append("</main>\n<script src=\"assets/site.js\"></script>\n</body>\n</html>\n");
