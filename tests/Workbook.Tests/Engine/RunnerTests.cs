@@ -70,12 +70,16 @@ public class RunnerTests
     }
 
     [Fact]
-    public void EveryNotebookRunsTopToBottomInQuickProfile()
+    public async Task EveryNotebookRunsTopToBottomInQuickProfile()
     {
         var outDir = Path.Combine(TempDir(), "out");
         var (code, output) = RunRunner(TimeSpan.FromMinutes(40), Path.Combine(TestSetup.RepoRoot, "notebooks"), "--out", outDir, "--profile", "Quick", "--keep-going");
         Assert.True(code == 0, output);
         foreach (var executed in Directory.GetFiles(Path.Combine(outDir, "notebooks"), "*.ipynb", SearchOption.AllDirectories))
             ValidateNbformat(executed);
+        // The site of the whole workbook, as a reader sees it in a browser (math typeset, code highlighted, charts drawn, offline).
+        Assert.Contains("0 formula error(s)", output);
+        var site = await Site.SiteChecks.CheckAsync(Path.Combine(outDir, "site"));
+        Assert.True(!site.Failures.Any(), site.ToString());
     }
 }

@@ -58,7 +58,7 @@ public static partial class HtmlSite
             rendered.Add((e, body, state, headings));
         }
 
-        var assets = WriteAssets(siteDir, highlighter, plotly, search, written);
+        WriteAssets(siteDir, highlighter, plotly, search, written);
         foreach (var (e, body, state, headings) in rendered)
         {
             string? plotlyFile = null;
@@ -73,7 +73,6 @@ public static partial class HtmlSite
             Write(siteDir, e.Html, html, written);
         }
         var index = Write(siteDir, "index.html", PageLayout.Index(book, info), written);
-        _ = assets;
         File.WriteAllLines(Path.Combine(siteDir, ManifestName), written.Select(w => Path.GetRelativePath(siteDir, w).Replace('\\', '/')).Append(ManifestName));
         return new SiteBuildResult(siteDir, index, book.Order.Select(e => Path.Combine(siteDir, e.Html.Replace('/', Path.DirectorySeparatorChar))).ToList(), problems, math.Count);
     }
@@ -227,9 +226,8 @@ public static partial class HtmlSite
         return string.Join('/', parts);
     }
 
-    static Dictionary<string, string> WriteAssets(string siteDir, CodeHighlighter highlighter, PlotlyAssets plotly, List<SearchSection> search, List<string> written)
+    static void WriteAssets(string siteDir, CodeHighlighter highlighter, PlotlyAssets plotly, List<SearchSection> search, List<string> written)
     {
-        var files = new Dictionary<string, string>();
         foreach (var name in SiteAssets.Names)
         {
             if (name.EndsWith(".md", StringComparison.Ordinal) || name == "katex/katex.min.js") continue; // build-time only
@@ -238,7 +236,6 @@ public static partial class HtmlSite
                 // Only the woff2 fonts are shipped: every browser that runs the site reads woff2, so drop the other formats.
                 Write(siteDir, target, KatexFontFallbacks().Replace(SiteAssets.Text(name), ""), written);
             else WriteBytes(siteDir, target, SiteAssets.Bytes(name), written);
-            files[name] = target;
         }
         Write(siteDir, "assets/highlight.css", highlighter.Css, written);
         foreach (var v in plotly.Versions) Write(siteDir, "assets/" + PlotlyAssets.FileName(v), plotly.Script(v), written);
@@ -249,7 +246,6 @@ public static partial class HtmlSite
         }).ToArray());
         // A script, not JSON: pages opened from file:// may not fetch() files next to them.
         Write(siteDir, "assets/search-index.js", "window.wbSearchDocs = " + docs.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default }) + ";\n", written);
-        return files;
     }
 
     static string Collapse(string text) => Regex.Replace(text, "\\s+", " ").Trim();

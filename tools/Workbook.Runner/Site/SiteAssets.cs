@@ -7,9 +7,13 @@ static class SiteAssets
 {
     const string Prefix = "Workbook.Runner.Site.Assets/";
 
+    // Resource names carry the folder separator of the machine that built the assembly; pages use forward slashes.
+    static readonly Dictionary<string, string> Resources = typeof(SiteAssets).Assembly.GetManifestResourceNames()
+        .Where(n => n.StartsWith(Prefix, StringComparison.Ordinal))
+        .ToDictionary(n => n[Prefix.Length..].Replace('\\', '/'), n => n, StringComparer.Ordinal);
+
     /// <summary>Every embedded asset, by its path under <c>Assets/</c> (forward slashes).</summary>
-    public static IEnumerable<string> Names => typeof(SiteAssets).Assembly.GetManifestResourceNames()
-        .Where(n => n.StartsWith(Prefix, StringComparison.Ordinal)).Select(n => n[Prefix.Length..]).Order(StringComparer.Ordinal);
+    public static IEnumerable<string> Names => Resources.Keys.Order(StringComparer.Ordinal);
 
     /// <summary>An asset's bytes.</summary>
     public static byte[] Bytes(string name)
@@ -28,6 +32,6 @@ static class SiteAssets
     }
 
     static Stream Open(string name) =>
-        typeof(SiteAssets).Assembly.GetManifestResourceStream(Prefix + name)
+        (Resources.TryGetValue(name, out var resource) ? typeof(SiteAssets).Assembly.GetManifestResourceStream(resource) : null)
         ?? throw new FileNotFoundException($"Site asset '{name}' is not embedded in {Assembly.GetExecutingAssembly().GetName().Name}; expected one of: {string.Join(", ", Names)}.");
 }
