@@ -79,10 +79,9 @@ public static partial class GptCheckpoint
         {
             var h = $"h.{i}.";
             shapes.AddRange([
-                (h + "ln_1.weight", [e]), (h + "ln_1.bias", [e]),
+                (h + "ln_1.weight", [e]), (h + "ln_1.bias", [e]), (h + "ln_2.weight", [e]), (h + "ln_2.bias", [e]),
                 (h + "attn.c_attn.weight", [3 * e, e]), (h + "attn.c_attn.bias", [3 * e]),
                 (h + "attn.c_proj.weight", [e, e]), (h + "attn.c_proj.bias", [e]),
-                (h + "ln_2.weight", [e]), (h + "ln_2.bias", [e]),
                 (h + "mlp.c_fc.weight", [f, e]), (h + "mlp.c_fc.bias", [f]),
                 (h + "mlp.c_proj.weight", [e, f]), (h + "mlp.c_proj.bias", [e])]);
         }

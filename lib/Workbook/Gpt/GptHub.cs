@@ -51,7 +51,7 @@ public static partial class GptHub
     /// <param name="device">Where to put the model.</param>
     /// <param name="cancellationToken">Cancels the download (the partial file is kept for a later resume).</param>
     /// <exception cref="HttpRequestException">The hub refused a file (e.g. 404); the message names the URL.</exception>
-    /// <exception cref="IOException">The hub could not be reached, or the connection kept breaking.</exception>
+    /// <exception cref="IOException">The hub could not be reached, stalled, or the connection kept breaking.</exception>
     /// <exception cref="InvalidDataException">A downloaded file has the wrong checksum, or the checkpoint is malformed.</exception>
     public static GptModel FromPretrained(string nameOrPath, string? cacheDirectory = null, Action<Data.DownloadProgress>? progress = null,
         Uri? endpoint = null, string revision = "main", Device? device = null, CancellationToken cancellationToken = default)
@@ -102,14 +102,14 @@ public static partial class GptHub
             {
                 // Complete: only finished, verified downloads get this name. Re-check the content cheaply, so a file
                 // cached before these checks existed (or damaged since) is fetched again rather than failing for ever.
-                if (ContentProblem(target) is null) continue;
+                if (ContentProblem(target, file) is null) continue;
                 File.Delete(target);
             }
             var url = new Uri(hub, $"{repoId}/resolve/{Uri.EscapeDataString(revision)}/{file}");
             var meta = Metadata(http, url, cancellationToken);
             var checksum = meta.Sha256 is not null ? "sha256:" + meta.Sha256 : meta.GitSha1 is not null ? "sha1-git:" + meta.GitSha1 : null;
             Data.Downloader.Fetch([meta.DownloadUrl.ToString()], target, checksum, progress, attempts: 5, cancellationToken: cancellationToken,
-                expectedLength: meta.Size, validate: ContentProblem);
+                expectedLength: meta.Size, validate: downloaded => ContentProblem(downloaded, file));
         }
         return folder;
     }
@@ -120,20 +120,23 @@ public static partial class GptHub
     [GeneratedRegex(@"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*(?:/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)*$")]
     private static partial Regex Revision();
 
-    /// <summary>What is wrong with a downloaded file's content, by its kind (null if nothing or if the kind has no check).</summary>
-    static string? ContentProblem(string path)
+    /// <summary>
+    /// What is wrong with the content of <paramref name="path"/> (the download of hub file <paramref name="file"/>,
+    /// whose name gives its kind), or null if nothing, or if the kind has no check.
+    /// </summary>
+    static string? ContentProblem(string path, string file)
     {
         try
         {
-            if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            if (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
             {
                 using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
                 return null;
             }
-            if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) SafeTensors.ReadHeader(path);
+            if (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) SafeTensors.ReadHeader(path);
             return null;
         }
-        catch (JsonException e) { return $"'{Path.GetFileName(path)}' is not valid JSON ({e.Message})"; }
+        catch (JsonException e) { return $"'{file}' is not valid JSON ({e.Message})"; }
         catch (InvalidDataException e) { return e.Message; }
     }
 
@@ -153,7 +156,13 @@ public static partial class GptHub
         for (int hop = 0; hop < 5; hop++)
         {
             using var request = new HttpRequestMessage(HttpMethod.Head, url);
-            using var response = http.Send(request, ct);
+            HttpResponseMessage sent;
+            try { sent = http.Send(request, ct); }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested) // HttpClient's timeout
+            {
+                throw new IOException($"HEAD {url} got no response within {http.Timeout.TotalSeconds:0.###} s (Downloader.ReadTimeout).");
+            }
+            using var response = sent;
             int code = (int)response.StatusCode;
             if (code is >= 300 and < 400 && response.Headers.Location is { } location)
             {

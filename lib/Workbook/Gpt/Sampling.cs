@@ -64,8 +64,8 @@ public static class Sampling
 {
     /// <summary>
     /// Divides by the temperature (finite T &gt; 0). Below 1 each row's maximum is subtracted first: the softmax is the
-    /// same, but a tiny T (say 1e-300) then drives the other logits to -∞ (the argmax, the T → 0 limit) instead of
-    /// overflowing them to +∞, which would make the softmax NaN.
+    /// same, but a tiny T (say 1e-300, which is 0 in float32) then drives the other logits to -∞ and keeps the maximum
+    /// at 0 (the argmax, the T → 0 limit) instead of overflowing them to ±∞ or NaN, which would make the softmax NaN.
     /// </summary>
     public static Tensor ApplyTemperature(Tensor logits, double temperature)
     {
@@ -73,7 +73,9 @@ public static class Sampling
             throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "Temperature must be finite and > 0 here; 0 means greedy (argmax).");
         if (temperature >= 1) return logits / temperature;
         using var scope = NewDisposeScope();
-        return ((logits - logits.amax([-1], keepdim: true)) / temperature).MoveToOuterDisposeScope();
+        var shifted = logits - logits.amax([-1], keepdim: true); // ≤ 0, and 0 at each row's maximum
+        // 0 / T stays 0 even where T rounds to 0 in the logits' dtype (0 / 0 would be NaN).
+        return where(shifted.eq(0), zeros_like(shifted), shifted / temperature).MoveToOuterDisposeScope();
     }
 
     /// <summary>Keeps exactly the <paramref name="k"/> largest logits per row (ties broken by index), the rest -inf.</summary>
