@@ -181,7 +181,8 @@ public static partial class GptCheckpoint
     /// <summary>
     /// Saves <paramref name="model"/> as a Hugging Face checkpoint folder: <c>config.json</c> and
     /// <c>model.safetensors</c> (names without prefix, Conv1D weights <c>[in, out]</c>, no <c>lm_head.weight</c>).
-    /// <paramref name="dtype"/> Float16 halves the file (loading converts back to float32).
+    /// <paramref name="dtype"/> Float16 halves the file (loading converts back to float32). Both files are written
+    /// atomically (a temporary file renamed into place).
     /// </summary>
     /// <returns>The path of the weights file.</returns>
     public static string Save(GptModel model, string folder, ScalarType dtype = ScalarType.Float32, IReadOnlyDictionary<string, string>? metadata = null)
@@ -200,7 +201,18 @@ public static partial class GptCheckpoint
         var weights = Path.Combine(folder, WeightsFile);
         SafeTensors.Save(weights, tensors, meta);
         var dtypeName = dtype switch { ScalarType.Float16 => "float16", ScalarType.BFloat16 => "bfloat16", _ => "float32" };
-        File.WriteAllText(Path.Combine(folder, ConfigFile), model.Config.ToJson(dtypeName) + "\n");
+        // Like the weights, the config is renamed into place, so an interrupted save never leaves half a config.json.
+        var config = Path.Combine(folder, ConfigFile);
+        var tmp = config + $".{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllText(tmp, model.Config.ToJson(dtypeName) + "\n");
+            File.Move(tmp, config, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
         return weights;
     }
 

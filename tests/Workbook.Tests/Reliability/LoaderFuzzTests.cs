@@ -53,7 +53,7 @@ public sealed class LoaderFuzzTests
     }
 
     [Fact]
-    public void MutatedFilesGiveOnlyLibraryErrors()
+    public async Task MutatedFilesGiveOnlyLibraryErrors()
     {
         int total = Env("WORKBOOK_FUZZ_MUTATIONS", 2000), seed = Env("WORKBOOK_FUZZ_SEED", 14);
         var dir = Hostile.Folder("fuzz");
@@ -75,7 +75,8 @@ public sealed class LoaderFuzzTests
             Exception? error = null;
             var started = Stopwatch.StartNew();
             var run = Task.Run(() => { try { target.Load(); } catch (Exception e) { error = e; } });
-            if (!run.Wait(PerCase)) Fail(dir, i, target, input, $"hung for more than {PerCase.TotalSeconds} s");
+            try { await run.WaitAsync(PerCase); }
+            catch (TimeoutException) { Fail(dir, i, target, input, $"hung for more than {PerCase.TotalSeconds} s"); }
             slowest = started.Elapsed > slowest ? started.Elapsed : slowest;
             string outcome;
             if (error is null) outcome = "loaded";
@@ -94,7 +95,7 @@ public sealed class LoaderFuzzTests
             {
                 var reason = Reason(error.Message);
                 reasons[reason] = reasons.GetValueOrDefault(reason) + 1;
-                if (reason == "other" && otherExamples.Count < 3) otherExamples.Add(error.Message.Split('\n')[0]);
+                if (reason == "other" && otherExamples.Count < 3) otherExamples.Add(string.Join(" | ", error.Message.Split('\n').Take(3)).Trim());
             }
         }
 
