@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 using Workbook.Runner.Site;
-using static Workbook.Tests.Engine.NotebookFixture;
+using static Workbook.Tests.Runner.NotebookFixture;
 
 namespace Workbook.Tests.Site;
 
