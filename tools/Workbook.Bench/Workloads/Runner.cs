@@ -27,7 +27,7 @@ public sealed class RunnerOverheadWorkload : IWorkload
     public bool HasPyTorch => false;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new() { ["steps"] = smoke ? 5 : 300, ["reps"] = smoke ? 1 : 3, ["batch"] = 64 };
+    public JsonObject Parameters(bool smoke) => new() { ["steps"] = smoke ? 5 : 300, ["reps"] = 3, ["batch"] = 64 };
 
     /// <summary>The notebook's cells: the workbook's first cell, the model, the timed training loop (the statements of <see cref="TrainLoop.Steps"/>).</summary>
     static string[] Cells(int steps, int batch) =>
