@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Workbook.Runtime;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>
 /// A native library file (e.g. TorchSharp's <c>libLibTorchSharp.so</c>): present, a readable 64-bit ELF, loadable

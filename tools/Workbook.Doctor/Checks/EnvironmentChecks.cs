@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>The .NET SDK: the repository's tools (runner, doctor, tests) target net10.0, the library net8.0.</summary>
 /// <param name="minimumMajor">Lowest acceptable SDK major version (10).</param>

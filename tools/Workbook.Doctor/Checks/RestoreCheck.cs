@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>
 /// Restores what a notebook's first cell restores (<c>Workbook 0.1.0</c> from <c>artifacts/packages</c> and
