@@ -113,18 +113,36 @@ public sealed record GptConfig
     public static GptConfig FromJson(string json, string source = "config.json")
     {
         JsonObject o;
-        try { o = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException($"'{source}' is empty."); }
+        try
+        {
+            var node = JsonNode.Parse(json) ?? throw new InvalidDataException($"'{source}' is empty (JSON null).");
+            o = node as JsonObject ?? throw new InvalidDataException($"'{source}' is not a config: expected a JSON object, got {node.GetValueKind()}.");
+            _ = o.Count; // materialises the properties: duplicate keys throw here
+        }
         catch (JsonException e) { throw new InvalidDataException($"'{source}' is not valid JSON: {e.Message}", e); }
+        catch (ArgumentException e) { throw new InvalidDataException($"'{source}' is not a valid config (a key appears twice?): {e.Message}", e); }
 
+        var problems = new List<string>();
         string? Str(string key) => o[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
-        int? Int(string key) => o[key] is JsonValue v && v.TryGetValue<double>(out var d) ? (int)d : null;
         double? Dbl(string key) => o[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
         bool? Bool(string key) => o[key] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : null;
+        var ints = new Dictionary<string, int?>();
+        int? Int(string key)
+        {
+            if (ints.TryGetValue(key, out var known)) return known;
+            int? value = null;
+            if (o[key] is JsonNode node)
+            {
+                // A size must be a whole number that fits an int: 1e12 would otherwise saturate to int.MaxValue.
+                if (node is JsonValue v && v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue) value = (int)d;
+                else problems.Add($"'{key}' is {node.ToJsonString()}, expected an integer in [{int.MinValue}, {int.MaxValue}]");
+            }
+            return ints[key] = value;
+        }
 
         var modelType = Str("model_type");
         if (modelType is not null && modelType != "gpt2")
             throw new InvalidDataException($"'{source}' describes a '{modelType}' model; only model_type 'gpt2' is supported.");
-        var problems = new List<string>();
         var act = Str("activation_function") ?? "gelu_new";
         if (act is not ("gelu_new" or "gelu_pytorch_tanh" or "gelu_fast"))
             problems.Add($"activation_function is '{act}', but this GPT-2 implements the tanh GELU ('gelu_new')");
@@ -133,8 +151,10 @@ public sealed record GptConfig
         if (Bool("scale_attn_weights") == false) problems.Add("scale_attn_weights is false (not supported)");
         if (Bool("add_cross_attention") == true) problems.Add("add_cross_attention is true (not supported)");
         foreach (var key in new[] { "vocab_size", "n_embd", "n_layer", "n_head" })
-            if (Int(key) is null) problems.Add($"'{key}' is missing");
-        if (Int("n_positions") is null && Int("n_ctx") is null) problems.Add("'n_positions' is missing");
+            if (Int(key) is null && o[key] is null) problems.Add($"'{key}' is missing");
+        if (Int("n_positions") is null && Int("n_ctx") is null && o["n_positions"] is null && o["n_ctx"] is null) problems.Add("'n_positions' is missing");
+        _ = Int("n_inner");
+        _ = Int("eos_token_id");
         if (problems.Count > 0) throw new InvalidDataException($"'{source}' is not a supported GPT-2 config: {string.Join("; ", problems)}.");
 
         var dropouts = new[] { Dbl("embd_pdrop"), Dbl("attn_pdrop"), Dbl("resid_pdrop") }.Where(d => d is not null).Select(d => d!.Value).ToList();

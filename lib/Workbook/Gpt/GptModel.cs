@@ -195,7 +195,8 @@ public sealed class GptModel : Module<Tensor, Tensor>
     /// and the output of <c>ln_f</c> (Hugging Face's <c>output_hidden_states</c>); the caller disposes them.</param>
     /// <param name="lastPositionOnly">Return logits <c>[B, 1, V]</c> for the last position only: generation needs no
     /// more, and the LM head is the most expensive layer of a small model.</param>
-    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, or runs past the context length.</exception>
+    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, holds an id outside the vocabulary, or
+    /// runs past the context length; the positions are outside the context; or the cache was made for another config or batch.</exception>
     public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null, List<Tensor>? hiddenStates = null,
         bool lastPositionOnly = false)
     {
@@ -204,8 +205,17 @@ public sealed class GptModel : Module<Tensor, Tensor>
         long B = idx.shape[0], T = idx.shape[1];
         int past = cache?.Length ?? 0;
         if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
+        if (cache is not null) CheckCache(cache, B);
         if (past + T > Config.MaxLength)
             throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.MaxLength} positions.", nameof(idx));
+        // libtorch's embedding would fail with "index out of range in self", naming neither the id nor the vocabulary.
+        CheckRange(idx, Config.VocabSize, "Token id", "the vocabulary", nameof(idx));
+        if (positions is not null)
+        {
+            if (positions.dim() != 2 || positions.shape[0] != B || positions.shape[1] != T || positions.dtype != ScalarType.Int64)
+                throw new ArgumentException($"Positions must be int64 [batch {B}, time {T}] like the token ids, got {positions.dtype} [{string.Join(", ", positions.shape)}].", nameof(positions));
+            CheckRange(positions, Config.MaxLength, "Position", "the context", nameof(positions));
+        }
 
         using var scope = NewDisposeScope();
         // One token without gradients (cached decoding): the linear layers become matrix-vector products on the
@@ -230,6 +240,37 @@ public sealed class GptModel : Module<Tensor, Tensor>
         // InferenceLinear runs it (and every other linear layer) on the fastest CPU path for the shape; with gradients
         // it is F.linear.
         return InferenceLinear.Forward(x, wte.weight!).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Throws if a value of <paramref name="ids"/> is outside [0, <paramref name="limit"/>), naming the first one and where it is.</summary>
+    static void CheckRange(Tensor ids, long limit, string what, string range, string argument)
+    {
+        long min, max;
+        if (ids.numel() == 1) min = max = ids.item<long>(); // the single-token decode path: no reductions
+        else
+        {
+            using var mn = ids.min();
+            using var mx = ids.max();
+            min = mn.item<long>();
+            max = mx.item<long>();
+        }
+        if (min >= 0 && max < limit) return;
+        using var scope = NewDisposeScope();
+        var at = ids.lt(0).logical_or(ids.ge(limit)).nonzero()[0].cpu().data<long>().ToArray();
+        long value = ids[at[0], at[1]].item<long>();
+        throw new ArgumentException($"{what} {value} at [{at[0]}, {at[1]}] is outside {range} [0, {limit}).", argument);
+    }
+
+    /// <summary>Throws unless <paramref name="cache"/> was made for this model's layers and heads and for batch <paramref name="batch"/>.</summary>
+    void CheckCache(KvCache cache, long batch)
+    {
+        var c = cache.Config;
+        if (c.NumLayers != Config.NumLayers || c.NumHeads != Config.NumHeads || c.HeadDim != Config.HeadDim || cache.Capacity > Config.MaxLength)
+            throw new ArgumentException($"The KV cache was made for {c.NumLayers} layers × {c.NumHeads} heads × head size {c.HeadDim} with capacity {cache.Capacity}, " +
+                $"but this model has {Config.NumLayers} layers × {Config.NumHeads} heads × head size {Config.HeadDim} and a context of {Config.MaxLength}; " +
+                "create it with new KvCache(model.Config, ...).", nameof(cache));
+        if (cache.Batch != batch)
+            throw new ArgumentException($"The KV cache was made for batch {cache.Batch}, but the input has batch {batch}.", nameof(cache));
     }
 
     /// <summary>
