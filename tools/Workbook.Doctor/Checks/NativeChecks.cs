@@ -86,7 +86,7 @@ public sealed class TorchSharpCheck(Func<NativeLoadReport>? load = null, Func<st
         {
             var lines = error.Split('\n');
             var fix = lines.FirstOrDefault(l => l.StartsWith("What to do", StringComparison.Ordinal)) ?? (lines.Length > 1 ? string.Join(" ", lines.Skip(1)) :
-                "Reference TorchSharp-cpu 0.107.0 and check that the libstdc++ fix can write its cache (WORKBOOK_CACHE); see environment.md, Troubleshooting.");
+                $"Reference TorchSharp-cpu {PinnedVersions.TorchSharp} and check that the libstdc++ fix can write its cache (WORKBOOK_CACHE); see environment.md, Troubleshooting.");
             yield return CheckResult.Fail(Name, $"did not load: {lines[0]}", fix);
             yield break;
         }
