@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 #   python3-nbformat       executed notebooks are validated against Jupyter's nbformat schema
 #   python3-jupyter-client, python3-nbclient   notebooks also run the JupyterLab way: Jupyter's own client on the
 #                                               real kernel's kernelspec
-#   python3-torch, libopenblas0-openmp          the bench's smoke test runs the same workloads in PyTorch
+#   python3-torch, libopenblas0-openmp          the bench's smoke test runs the same workloads in PyTorch; tests/golden/make_golden.py checks the golden fixtures
 #                                               (OpenBLAS-openmp is PyTorch's fastest BLAS here; see tools/Workbook.Bench)
 #   chromium               the offline HTML site is checked in a headless browser
 packages=(gcc python3-nbformat python3-jupyter-client python3-nbclient python3-torch libopenblas0-openmp chromium)

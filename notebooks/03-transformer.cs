@@ -36,6 +36,7 @@ Notebook.Setup(seed: 42)
 using System.Diagnostics;
 using Microsoft.Data.Analysis;
 using Workbook.Attention;
+using Workbook.Training;
 using Workbook.Transformers;
 using Workbook.IO;
 double MaxDiff(Tensor a, Tensor b) => (a.to_type(ScalarType.Float64) - b.to_type(ScalarType.Float64)).abs().max().item<double>();
@@ -296,14 +297,14 @@ new DataFrame(
     new StringDataFrameColumn("target", Enumerable.Range(0, 3).Select(i => DigitSequenceTask.Format(test.Target[i].data<long>().ToArray()))))
 
 // %% [markdown]
-// Adam with a short linear warm-up (post-LN layers need it) and a cosine decay, batches of 64 fresh sequences. Every 100 steps we decode 200 held-out sequences greedily and count the exactly right ones.
+// Adam with a short linear warm-up (post-LN layers need it) and a cosine decay (`LRSchedule.WarmupCosine`, the schedule the `Trainer` of notebook 04 takes), batches of 64 fresh sequences. Every 100 steps we decode 200 held-out sequences greedily and count the exactly right ones.
 
 // %%
 int steps = Notebook.Pick(quick: 300, full: 800), batchSize = 64, warmup = 100;
 double ExactOnTest(int n) => DigitSequenceTask.ExactMatch(
     model.GreedyDecode(test.Source[..n], DigitSequenceTask.Bos, task.MaxLength + 1, DigitSequenceTask.Eos, test.SourcePadding[..n]), test.Target[..n]);
 var optimizer = optim.Adam(model.parameters(), lr: 1e-3);
-var schedule = optim.lr_scheduler.LambdaLR(optimizer, s => s < warmup ? (s + 1.0) / warmup : 0.5 * (1 + Math.Cos(Math.PI * (s - warmup) / (steps - warmup))));
+var schedule = LRSchedule.WarmupCosine(1e-3, warmup, steps);   // the rate of step t: linear warm-up, then cosine decay to 0
 var losses = new List<double>();
 var checkpoints = new List<(int Step, double Accuracy)>();
 var progress = Notebook.Display("starting…");
@@ -318,8 +319,8 @@ for (int step = 1; step <= steps; step++)
     var loss = nn.functional.cross_entropy(logits.reshape(-1, DigitSequenceTask.TargetVocabSize), batch.Target.reshape(-1), ignore_index: DigitSequenceTask.Pad);
     optimizer.zero_grad();
     loss.backward();
+    Optimizers.SetLearningRate(optimizer, schedule.LearningRate(step - 1));
     optimizer.step();
-    schedule.step();
     losses.Add(loss.item<float>());
     if (step % 100 == 0 || step == steps)
     {

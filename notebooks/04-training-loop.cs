@@ -453,7 +453,7 @@ display(Plot.Heatmap(trainSet.Inputs[0, 0], title: $"a training image: {Datasets
 $"{trainSet.Count} training, {valSet.Count} validation, {fashionTest.Count} test images; {trainLoader}"
 
 // %% [markdown]
-// The model: 784 → 256 → 128 → 10 with ReLU, and dropout (which zeroes 20% of the activations at random during training, a regulariser; it is off in evaluation). The `Trainer` runs the loop of this notebook for any `Module<Tensor, Tensor>`: every micro-batch in its own dispose scope (memory stays flat), AdamW with a linear warmup and cosine decay of the learning rate, gradient clipping, evaluation under `no_grad` in eval mode after each epoch, and a checkpoint after each epoch.
+// The model: 784 → 256 → 128 → 10 with ReLU, and dropout (which zeroes 20% of the activations at random during training, a regulariser; it is off in evaluation). The `Trainer` runs the loop of this notebook for any `Module<Tensor, Tensor>`: every micro-batch in its own dispose scope (memory stays flat), AdamW with a linear warmup and cosine decay of the learning rate, gradient clipping, evaluation under `no_grad` in eval mode after each epoch, and a checkpoint after each epoch. (It can also run by optimizer steps instead of epochs, evaluating and checkpointing every N steps: `MaxSteps` and `EvalEvery`, as notebook 07 trains its GPT; `Callbacks` hook code into fixed points of the loop.)
 
 // %%
 using System.IO;
@@ -556,7 +556,7 @@ runB.Fit(resumeLoader, valLoader, crash.Token);
 var runC = Recipe(seed: 12345);
 var restored = runC.LoadCheckpoint(resumePath);
 runC.Fit(resumeLoader, valLoader);
-$"B stopped: {runB.History.StopReason}. C resumed from epoch {restored.Epoch}, step {restored.Step}, and ran to step {runC.Step}."
+$"B stopped ({runB.History.StopReason}): {runB.History.StopDetail}. C resumed from epoch {restored.Epoch}, step {restored.Step}, and ran to step {runC.Step}."
 
 // %%
 var lossesA = runA.History.StepLosses; var lossesC = runC.History.StepLosses;

@@ -56,7 +56,7 @@ var tok = Gpt2Tokenizer.Default;
 $"\"Hello world\" → [{string.Join(", ", tok.Encode("Hello world"))}]   \" Hello\" → [{string.Join(", ", tok.Encode(" Hello"))}]   vocabulary: {tok.VocabSize:N0} tokens"
 
 // %% [markdown]
-// Each token below with its id and the bytes it stands for. Spaces are shown as `·`, newlines as `↵`. Note how a leading space is part of the next word, how rare words break into pieces, and how the emoji, whose 4 UTF-8 bytes are not a vocabulary entry, is split into byte tokens that are not valid text on their own. `<|endoftext|>` is a single special token, id 50256: GPT-2 saw it between documents in training.
+// Each token below with its id and the bytes it stands for. Spaces are shown as `·`, newlines as `↵`. Note how a leading space is part of the next word, how rare words break into pieces, and how the emoji, whose 4 UTF-8 bytes are not a vocabulary entry, is split into byte tokens that are not valid text on their own. `<|endoftext|>` is a single special token, id 50256: GPT-2 saw it between documents in training. Written in the input, the string becomes that token (as Hugging Face's tokenizer does); `tok.Encode(text, specialTokens: false)` encodes it as the 7 ordinary tokens it is made of instead (as OpenAI's `encoder.py` and tiktoken's `encode_ordinary` do), the safe choice for text from users, where the string must not end a document.
 
 // %%
 DataFrame TokenTable(string text)

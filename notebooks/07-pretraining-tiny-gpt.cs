@@ -121,14 +121,14 @@ $"K = {vocab.Size:N0} of V = {vocab.FullVocabSize:N0}; compact loss {compactLoss
 var metrics = JsonDocument.Parse(File.ReadAllText(DataPaths.File("gpt2-shakespeare", "metrics.json"))).RootElement;
 var recipe = metrics.GetProperty("recipe");
 var modelInfo = metrics.GetProperty("model");
-string[] recipeKeys = ["BatchSize", "BlockSize", "MaxSteps", "LearningRate", "MinLearningRate", "WarmupSteps", "WeightDecay", "Beta2", "GradClip", "Seed"];
+string[] recipeKeys = ["BatchSize", "BlockSize", "MaxSteps", "EvalEvery", "LearningRate", "MinLearningRate", "WarmupSteps", "WeightDecay", "Beta2", "GradClip", "Seed"];
 string[] modelKeys = ["NumLayers", "NumHeads", "DModel", "MaxLength", "VocabSize", "parameters", "compact_vocab", "compact_parameters", "dropout"];
 new DataFrame(
     new StringDataFrameColumn("setting", modelKeys.Concat(recipeKeys).Append("threads")),
     new StringDataFrameColumn("value", modelKeys.Select(k => modelInfo.GetProperty(k).ToString()).Concat(recipeKeys.Select(k => recipe.GetProperty(k).ToString())).Append(metrics.GetProperty("threads").ToString())))
 
 // %% [markdown]
-// The `Trainer` of notebook 04 with AdamW (β = 0.9, 0.99; weight decay 0.1 on matrices only), a linear warm-up then cosine decay of the learning rate, gradient clipping at norm 1, dropout 0.2. An "epoch" here is 100 steps on random windows, followed by the loss on the whole validation split; the weights with the lowest validation loss are kept. The loss curves of that run:
+// The `Trainer` of notebook 04 with AdamW (β = 0.9, 0.99; weight decay 0.1 on matrices only), a linear warm-up then cosine decay of the learning rate, gradient clipping at norm 1, dropout 0.2. It trains by steps (`MaxSteps = 1000`): every 100 steps on random windows (`EvalEvery`), the loss on the whole validation split; the weights with the lowest validation loss are kept. The loss curves of that run:
 
 // %%
 var perTen = metrics.GetProperty("train_loss_every_10_steps").EnumerateArray().Select(e => e.GetDouble()).ToList();
@@ -137,7 +137,7 @@ double EvalStep(JsonElement e) => e.GetProperty("step").GetInt32();
 var chart = Plotly.NET.GenericChart.combine(new[]
 {
     Plot.Line(perTen.Select((_, i) => 10.0 * (i + 1)).ToList(), perTen, "train (mean of 10 steps)"),
-    Plot.Line(evals.Select(EvalStep).ToList(), evals.Select(e => e.GetProperty("train_loss").GetDouble()).ToList(), "train (mean of each 100-step epoch)"),
+    Plot.Line(evals.Select(EvalStep).ToList(), evals.Select(e => e.GetProperty("train_loss").GetDouble()).ToList(), "train (mean over the 100 steps before each evaluation)"),
     Plot.Line(evals.Select(EvalStep).ToList(), evals.Select(e => e.GetProperty("val_loss").GetDouble()).ToList(), "validation (whole split)"),
 });
 Plot.WithLayout(chart, ("title", new { text = "Shipped model: loss curves" }), ("xaxis", new { title = new { text = "step" } }), ("yaxis", new { title = new { text = "cross-entropy (nats/token)" } }))
@@ -151,7 +151,7 @@ $"best step {metrics.GetProperty("best_step")}; validation loss over the whole s
 //
 // ## 4. Training, live
 //
-// The same code, a short run: a `Trainer` over `TokenWindows` (random windows for training, consecutive windows of the validation text for evaluation). Its progress callback redraws the loss curve as it goes and, at the end of each epoch, samples from the model. (Quick profile: a few dozen steps; Full: a few hundred.)
+// The same code, a short run: a `Trainer` by steps over `TokenWindows` (random windows for training, consecutive windows of the validation text for evaluation). Its progress callback redraws the loss curve as it goes and, at each evaluation, samples from the model. (Quick profile: a few dozen steps; Full: a few hundred.)
 
 // %%
 int steps = Notebook.Pick(quick: 40, full: 400), evalEvery = Notebook.Pick(quick: 20, full: 100);
@@ -164,9 +164,10 @@ string Sample(GptModel m, int tokens) // generate with the compact model, map it
 }
 Notebook.Reseed(42);
 var student = new GptModel(vocab.CompactConfig(architecture));
-var trainer = new Trainer(student, GptPretraining.CreateOptimizer(student, new PretrainingOptions()), vocab.CrossEntropy)
+// AdamW (β = 0.9, 0.99) with weight decay 0.1 on the matrices only, as GPT-2 trains.
+var trainer = new Trainer(student, Optimizers.AdamWMatrixDecay(student, lr: 1e-3, weightDecay: 0.1, beta2: 0.99), vocab.CrossEntropy)
 {
-    Epochs = steps / evalEvery,
+    MaxSteps = steps, EvalEvery = evalEvery,
     Schedule = LRSchedule.WarmupCosine(1e-3, warmupSteps: Notebook.Pick(quick: 5, full: 40), totalSteps: steps, minLr: 1e-4),
     ClipGradNorm = 1.0,
 };
@@ -174,18 +175,18 @@ var samples = new List<(long Step, double Val, string Text)>();
 var live = Notebook.Display("starting…");
 trainer.OnProgress = p =>
 {
-    if (p.Phase == TrainingPhase.EpochEnd) samples.Add((p.Step, p.History.Last!.ValLoss!.Value, Sample(student, 30)));
+    if (p.Phase == TrainingPhase.Evaluation) samples.Add((p.Step, p.History.Last!.ValLoss!.Value, Sample(student, 30)));
     var stepLosses = p.History.StepLosses;
     live.Update(Plotly.NET.GenericChart.combine(new[]
     {
         Plot.Line(stepLosses.Select((_, i) => (double)(i + 1)).ToList(), stepLosses, "train (per step)"),
-        Plot.Line(p.History.Epochs.Select(e => (double)e.Steps).ToList(), p.History.Epochs.Select(e => e.ValLoss ?? double.NaN).ToList(), "validation"),
+        Plot.Line(p.History.Evaluations.Select(e => (double)e.Steps).ToList(), p.History.Evaluations.Select(e => e.ValLoss ?? double.NaN).ToList(), "validation"),
     }));
 };
 var valText = compactData.Val.Take(Notebook.Pick(quick: 16 * blockSize + 1, full: compactData.Val.Length)).ToArray();
 var history = trainer.Fit(TokenWindows.Random(compactData.Train, batchSize, blockSize, batchesPerEpoch: evalEvery, seed: 1),
                           TokenWindows.Sequential(valText, 16, blockSize));
-var tokensPerSecond = history.Epochs.Average(e => e.SamplesPerSecond) * blockSize;
+var tokensPerSecond = history.Evaluations.Average(e => e.SamplesPerSecond) * blockSize;
 $"{history.Steps.Count} steps of {batchSize}×{blockSize} tokens: {tokensPerSecond:F0} tokens/s measured on {torch.get_num_threads()} thread(s); loss {history.Steps[0].Loss:F2} → {history.Steps[^1].Loss:F2}, validation {history.Last!.ValLoss:F2}"
 
 // %% [markdown]
@@ -227,6 +228,6 @@ HTML($"<pre>KING RICHARD III:\n{WebUtility.HtmlEncode(sample.Text)}</pre>")
 //
 // 1. **The compact vocabulary, measured.** Train the same architecture for 5 steps with the full 50,257-token head (`new GptModel(architecture)` on `data`, default loss) and with the compact head. Compare tokens/s and check that the first losses agree.
 // 2. **Dropout and overfitting.** Train two models for the same number of steps, one with `Dropout = 0` and one with `Dropout = 0.2`, and plot the train and validation losses of both. Which has the larger gap, and which the lower validation loss?
-// 3. **The schedule.** Compare warm-up + cosine decay with a constant learning rate of 1e-3 (set `MinLearningRate = LearningRate`, `WarmupSteps = 0`) over the same steps. Plot `LearningRateAt` for both and the resulting losses.
+// 3. **The schedule.** Compare warm-up + cosine decay (`LRSchedule.WarmupCosine`) with a constant learning rate of 1e-3 (`LRSchedule.Constant`) over the same steps. Plot both schedules (`schedule.Values(steps)`) and the resulting losses.
 //
 // Solutions: `solutions/07-pretraining-tiny-gpt-solutions.ipynb`.

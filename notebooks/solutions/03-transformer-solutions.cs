@@ -26,15 +26,14 @@ Notebook.Setup(seed: 42)
 
 // %%
 using Microsoft.Data.Analysis;
+using Workbook.Training;
 using Workbook.Transformers;
 
-// The training loop of notebook 03, as a function. warmup = 0 and decay = false give a constant learning rate.
-(EncoderDecoderTransformer Model, List<double> Losses) Train(DigitSequenceTask task, TransformerConfig config, int steps, double lr, int warmup, bool decay)
+// The training loop of notebook 03, as a function of the learning-rate schedule (LRSchedule.Constant for none).
+(EncoderDecoderTransformer Model, List<double> Losses) Train(DigitSequenceTask task, TransformerConfig config, int steps, LRSchedule schedule)
 {
     var model = new EncoderDecoderTransformer(config);
-    var optimizer = optim.Adam(model.parameters(), lr: lr);
-    var schedule = optim.lr_scheduler.LambdaLR(optimizer, s =>
-        s < warmup ? (s + 1.0) / warmup : decay ? 0.5 * (1 + Math.Cos(Math.PI * (s - warmup) / Math.Max(1, steps - warmup))) : 1.0);
+    var optimizer = optim.Adam(model.parameters(), lr: schedule.LearningRate(0));
     var losses = new List<double>();
     for (int step = 1; step <= steps; step++)
     {
@@ -45,8 +44,8 @@ using Workbook.Transformers;
         var loss = nn.functional.cross_entropy(logits.reshape(-1, DigitSequenceTask.TargetVocabSize), batch.Target.reshape(-1), ignore_index: DigitSequenceTask.Pad);
         optimizer.zero_grad();
         loss.backward();
+        Optimizers.SetLearningRate(optimizer, schedule.LearningRate(step - 1));
         optimizer.step();
-        schedule.step();
         losses.Add(loss.item<float>());
     }
     return (model, losses);
@@ -66,8 +65,8 @@ var sortTask = new DigitSequenceTask(DigitTaskKind.Sort, 3, 10, seed: 1);
 var reverseTest = reverseTask.Batch(reverseTask.HeldOut(500));
 var sortTestSequences = sortTask.HeldOut(500);
 var sortTest = sortTask.Batch(sortTestSequences);
-var (reverser, reverseLosses) = Train(reverseTask, config, steps, 1e-3, 100, true);
-var (sorter, sortLosses) = Train(sortTask, config, steps, 1e-3, 100, true);
+var (reverser, reverseLosses) = Train(reverseTask, config, steps, LRSchedule.WarmupCosine(1e-3, 100, steps));
+var (sorter, sortLosses) = Train(sortTask, config, steps, LRSchedule.WarmupCosine(1e-3, 100, steps));
 Plot.Curves(new[] { ("reverse", (IReadOnlyList<double>)reverseLosses), ("sort", sortLosses) }, title: $"Training loss, {steps} steps", yTitle: "loss", logY: true)
 
 // %%
@@ -134,7 +133,7 @@ int lnSteps = Notebook.Pick(quick: 200, full: 400);
 foreach (var (name, normFirst) in new[] { ("post-LN", false), ("pre-LN", true) })
 {
     Notebook.Reseed(7);                                   // same initial randomness for both
-    var (m, losses) = Train(lnTask, config with { NormFirst = normFirst, NumEncoderLayers = 4, NumDecoderLayers = 4 }, lnSteps, 1e-2, 0, false);
+    var (m, losses) = Train(lnTask, config with { NormFirst = normFirst, NumEncoderLayers = 4, NumDecoderLayers = 4 }, lnSteps, LRSchedule.Constant(1e-2));
     results.Add((name, losses, Accuracy(m, lnTask, lnTest)));
 }
 Plot.Curves(results.Select(r => (r.Name, (IReadOnlyList<double>)r.Losses)), title: "4+4 layers, constant lr 1e-2, no warm-up", yTitle: "loss", logY: true)

@@ -180,7 +180,7 @@ var steepest = slopes.MinBy(s => s.slope).i;
 display(Plot.WithLayout(Plot.Line(lrs, smooth, "loss (moving average of 5)", title: "Learning-rate range test", xTitle: "learning rate (log scale)", yTitle: "training loss"),
     ("xaxis", new { type = "log", title = new { text = "learning rate (log scale)" } })));
 $"{rangeHistory.Steps.Count} steps; lowest smoothed loss at lr ≈ {lrs[best]:0.0e+0}, steepest fall at lr ≈ {lrs[steepest]:0.0e+0}" +
-(rangeHistory.StopReason is { } why ? $"; stopped: {why}" : "")
+(rangeHistory.StopReason != StopReason.Completed ? $"; stopped: {rangeHistory.StopDetail}" : "")
 
 // %% [markdown]
 // Read the chart from the left: at tiny rates the loss barely moves; then it falls, fastest at the rate printed above; past the lowest point it turns up and finally blows up. A common rule picks a rate about ten times below the point of lowest loss. In the Quick profile the sweep has only a few dozen steps, so the rate also grows while the model is still early in training, and the curve is noisy; the Full profile's 20,000 images (over 300 steps) give a cleaner picture. Compare the result with the chapter's 2e-3.
@@ -224,7 +224,7 @@ new DataFrame(
     new StringDataFrameColumn("loss", runs.Select(r => r.Name)),
     new Int32DataFrameColumn("epochs run", runs.Select(r => r.History.Epochs.Count)),
     new Int32DataFrameColumn("best epoch (kept)", runs.Select(r => (r.History.BestEpoch ?? -1) + 1)),
-    new StringDataFrameColumn("stopped", runs.Select(r => r.History.StopReason ?? "ran all epochs")),
+    new StringDataFrameColumn("stopped", runs.Select(r => r.History.StopReason == StopReason.Completed ? "ran all epochs" : r.History.StopDetail)),
     new DoubleDataFrameColumn("test accuracy", runs.Select(r => Math.Round(r.Test["accuracy"], 4))),
     new DoubleDataFrameColumn("test CE", runs.Select(r => Math.Round(r.Test.Loss, 4))),
     new DoubleDataFrameColumn("mean confidence", runs.Select(r => Math.Round(r.Confidence, 4))))

@@ -18,11 +18,13 @@ var workDir = Path.GetFullPath(Arg("--work", Path.Combine(Path.GetTempPath(), "g
 int threads = int.Parse(Arg("--threads", "2"), CultureInfo.InvariantCulture);
 torch.set_num_threads(threads);
 
-var options = new PretrainingOptions
+// The recipe (nanoGPT's names in the comments): batch_size, block_size, max_iters, learning_rate, min_lr, warmup_iters,
+// weight_decay, beta2, grad_clip, eval_interval.
+var recipe = new
 {
     BatchSize = 16, BlockSize = 128, MaxSteps = int.Parse(Arg("--steps", "1000"), CultureInfo.InvariantCulture),
     LearningRate = 1e-3, MinLearningRate = 1e-4, WarmupSteps = 100, WeightDecay = 0.1, Beta2 = 0.99, GradClip = 1.0,
-    EvalInterval = 100, Seed = 1337,
+    EvalEvery = 100, Seed = 1337,
 };
 var architecture = new GptConfig { NumLayers = 6, NumHeads = 4, DModel = 128, MaxLength = 128, Dropout = 0.2 };
 
@@ -34,7 +36,7 @@ var vocab = CompactVocabulary.FromTokens(ids, tokenizer.VocabSize);
 var data = new TokenDataset(vocab.ToCompact(ids), valFraction: 0.1);
 Console.WriteLine($"{ids.Length:N0} tokens ({data.Train.Length:N0} train, {data.Val.Length:N0} val), {vocab.Size:N0} of {tokenizer.VocabSize:N0} GPT-2 tokens used");
 
-torch.manual_seed(options.Seed);
+torch.manual_seed(recipe.Seed);
 var compactConfig = vocab.CompactConfig(architecture);
 var model = new GptModel(compactConfig);
 var full = architecture with { VocabSize = tokenizer.VocabSize };
@@ -42,22 +44,24 @@ Console.WriteLine($"{full}; trained as a {vocab.Size}-token compact model with {
 
 Directory.CreateDirectory(workDir);
 bool exportOnly = args.Contains("--export-only"); // redo the export from a finished run in --work
-// Training: the project's Trainer (Workbook.Training). One "epoch" = EvalInterval optimizer steps on random windows,
-// followed by an evaluation on the whole validation split; early stopping (never triggered: patience > epochs)
-// keeps the weights of the best validation loss.
-var trainer = new Trainer(model, GptPretraining.CreateOptimizer(model, options), vocab.CrossEntropy)
+// Training: the project's Trainer (Workbook.Training), by steps: MaxSteps optimizer steps on random windows, an
+// evaluation on the whole validation split every EvalEvery steps; early stopping (never triggered: patience > the
+// number of evaluations) keeps the weights of the best validation loss. The source redraws its random windows every
+// EvalEvery batches (seeded by its epoch number), which is the batch sequence the shipped model was trained on.
+var trainer = new Trainer(model, Optimizers.AdamWMatrixDecay(model, recipe.LearningRate, recipe.WeightDecay, beta2: recipe.Beta2), vocab.CrossEntropy)
 {
-    Epochs = options.MaxSteps / options.EvalInterval,
-    Schedule = LRSchedule.WarmupCosine(options.LearningRate, options.WarmupSteps, options.MaxSteps, options.MinLearningRate),
-    ClipGradNorm = options.GradClip,
+    MaxSteps = recipe.MaxSteps,
+    EvalEvery = recipe.EvalEvery,
+    Schedule = LRSchedule.WarmupCosine(recipe.LearningRate, recipe.WarmupSteps, recipe.MaxSteps, recipe.MinLearningRate),
+    ClipGradNorm = recipe.GradClip,
     EarlyStopping = new EarlyStopping("val_loss", Patience: 1000, RestoreBest: true),
     CheckpointPath = Path.Combine(workDir, "trainer-checkpoint.safetensors"),
-    Seed = options.Seed,
+    Seed = recipe.Seed,
     ProgressInterval = TimeSpan.FromSeconds(30),
     OnProgress = p => Console.WriteLine(p.ToText()),
 };
-var trainWindows = TokenWindows.Random(data.Train, options.BatchSize, options.BlockSize, options.EvalInterval, options.Seed);
-var valWindows = TokenWindows.Sequential(data.Val, 16, options.BlockSize);
+var trainWindows = TokenWindows.Random(data.Train, recipe.BatchSize, recipe.BlockSize, batchesPerEpoch: recipe.EvalEvery, recipe.Seed);
+var valWindows = TokenWindows.Sequential(data.Val, 16, recipe.BlockSize);
 if (File.Exists(trainer.CheckpointPath) && !args.Contains("--fresh")) trainer.LoadCheckpoint(trainer.CheckpointPath); // resume
 if (!exportOnly)
 {
@@ -66,31 +70,31 @@ if (!exportOnly)
 }
 var history = trainer.History;
 File.WriteAllText(Path.Combine(workDir, "history.json"), history.ToJson());
-int bestStep = (int)history.Epochs[history.BestEpoch ?? history.Epochs.Count - 1].Steps;
-double bestVal = history.Epochs.Min(e => e.ValLoss ?? double.PositiveInfinity);
-var curve = history.Epochs.Select(e => (object)new { step = e.Steps, train_loss = Math.Round(e.TrainLoss, 4), val_loss = Math.Round(e.ValLoss ?? double.NaN, 4), lr = e.LearningRate, seconds = Math.Round(e.Seconds, 1), tokens_per_second = Math.Round(e.SamplesPerSecond * options.BlockSize) }).ToList();
+int bestStep = (int)(history.BestStep ?? history.Evaluations[^1].Steps);
+double bestVal = history.Evaluations.Min(e => e.ValLoss ?? double.PositiveInfinity);
+var curve = history.Evaluations.Select(e => (object)new { step = e.Steps, train_loss = Math.Round(e.TrainLoss, 4), val_loss = Math.Round(e.ValLoss ?? double.NaN, 4), lr = e.LearningRate, seconds = Math.Round(e.Seconds, 1), tokens_per_second = Math.Round(e.SamplesPerSecond * recipe.BlockSize) }).ToList();
 var stepLosses = history.StepLosses.ToList();
 
 // Export the best compact model as a standard full-vocabulary GPT-2 in float16, and check it on the whole validation split.
 var best = GptCheckpoint.Load(Path.Combine(workDir, "best"));
-var compactVal = GptEvaluation.SplitLoss(best, data.Val, options.BlockSize, loss: vocab.CrossEntropy);
+var compactVal = GptEvaluation.SplitLoss(best, data.Val, recipe.BlockSize, loss: vocab.CrossEntropy);
 using (var fullModel = vocab.Expand(best))
     GptCheckpoint.Save(fullModel, outDir, ScalarType.Float16, new Dictionary<string, string> { ["trained_on"] = "tinyshakespeare", ["best_step"] = bestStep.ToString(CultureInfo.InvariantCulture) });
 var shipped = GptCheckpoint.Load(outDir);
-var fullVal = GptEvaluation.SplitLoss(shipped, new TokenDataset(ids, 0.1).Val, options.BlockSize);
+var fullVal = GptEvaluation.SplitLoss(shipped, new TokenDataset(ids, 0.1).Val, recipe.BlockSize);
 Console.WriteLine(FormattableString.Invariant($"best step {bestStep}: val {bestVal:F4}; whole val split: compact float32 {compactVal:F4}, shipped float16 full-vocabulary {fullVal:F4}"));
 
 var metrics = new
 {
     model = new { full.NumLayers, full.NumHeads, full.DModel, full.MaxLength, full.VocabSize, parameters = full.ParameterCount, compact_vocab = vocab.Size, compact_parameters = best.ParameterCount, dropout = architecture.Dropout },
-    recipe = new { options.BatchSize, options.BlockSize, options.MaxSteps, options.LearningRate, options.MinLearningRate, options.WarmupSteps,
-        options.WeightDecay, options.Beta2, options.GradClip, options.EvalInterval, options.Seed, schedule = trainer.Schedule!.ToString() },
+    recipe = new { recipe.BatchSize, recipe.BlockSize, recipe.MaxSteps, recipe.LearningRate, recipe.MinLearningRate, recipe.WarmupSteps,
+        recipe.WeightDecay, recipe.Beta2, recipe.GradClip, recipe.EvalEvery, recipe.Seed, schedule = trainer.Schedule!.ToString() },
     data = new { tokens = ids.Length, train_tokens = data.Train.Length, val_tokens = data.Val.Length, split = "first 90% train, last 10% val" },
     threads,
     best_step = bestStep,
     best_val_loss_during_training = Math.Round(bestVal, 4),
-    training_seconds = Math.Round(history.Epochs.Sum(e => e.Seconds), 1),
-    trainer = "Workbook.Training.Trainer, one epoch = 100 random batches, validation = the whole validation split",
+    training_seconds = Math.Round(history.Evaluations.Sum(e => e.Seconds), 1),
+    trainer = $"Workbook.Training.Trainer by steps: {recipe.MaxSteps} steps, validation on the whole validation split every {recipe.EvalEvery} steps",
     final_val_loss_full_split = Math.Round(fullVal, 4),
     final_val_loss_compact_float32 = Math.Round(compactVal, 4),
     eval_curve = curve,

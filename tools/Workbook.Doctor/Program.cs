@@ -1,5 +1,5 @@
 using Spectre.Console;
-using Workbook.Preflight;
+using Workbook.Doctor.Checks;
 using Workbook.Runtime;
 
 // Workbook doctor: one command that tells an attendee, before the session, whether every notebook will run here.
@@ -76,7 +76,7 @@ static class Doctor
         Run(new DotnetSdkCheck());
         if (!skipRestore)
         {
-            Run(new Workbook.Doctor.KernelToolCheck(repo));
+            Run(new KernelToolCheck(repo));
             var packages = Path.Combine(repo, "artifacts", "packages");
             Run(new PackageRestoreCheck(packages, offline: false));
             Run(new PackageRestoreCheck(packages, offline: true));

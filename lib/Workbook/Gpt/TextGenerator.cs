@@ -7,17 +7,6 @@ using static TorchSharp.torch;
 
 namespace Workbook.Gpt;
 
-/// <summary>Why a sequence stopped.</summary>
-public enum StopReason
-{
-    /// <summary>It produced <see cref="GenerationOptions.MaxNewTokens"/> tokens.</summary>
-    MaxNewTokens,
-    /// <summary>It produced the end-of-text token.</summary>
-    EndOfText,
-    /// <summary>Its text reached one of <see cref="GenerationOptions.StopStrings"/>.</summary>
-    StopString,
-}
-
 /// <summary>One decoding step of a batch: the token each row picked.</summary>
 /// <param name="Step">0-based index of the new token.</param>
 /// <param name="Tokens">Each row's new token id, or -1 for a row that had already finished.</param>
@@ -29,14 +18,14 @@ public sealed record GenerationStep(int Step, long[] Tokens, float[] Probabiliti
 /// <param name="Text">The text this token completes (may be empty while a multi-byte character or a possible stop string is pending).</param>
 /// <param name="Step">0-based index among the new tokens.</param>
 /// <param name="Probability">Its probability under the distribution it was drawn from.</param>
-/// <param name="StopReason">Set on the last token.</param>
+/// <param name="StopReason">Set on the last token: <see cref="Workbook.StopReason.MaxNewTokens"/>, <see cref="Workbook.StopReason.EndOfText"/> or <see cref="Workbook.StopReason.StopString"/>.</param>
 public sealed record GeneratedToken(int Id, string Text, int Step, float Probability, StopReason? StopReason);
 
 /// <summary>The result of generating from one prompt.</summary>
 /// <param name="Prompt">The prompt.</param>
 /// <param name="Text">The continuation (without the prompt, the end-of-text token or the stop string).</param>
 /// <param name="TokenIds">The new token ids (including an end-of-text token that ended it).</param>
-/// <param name="StopReason">Why it stopped.</param>
+/// <param name="StopReason">Why it stopped: <see cref="Workbook.StopReason.MaxNewTokens"/>, <see cref="Workbook.StopReason.EndOfText"/> or <see cref="Workbook.StopReason.StopString"/>.</param>
 public sealed record GenerationResult(string Prompt, string Text, IReadOnlyList<int> TokenIds, StopReason StopReason);
 
 /// <summary>

@@ -79,8 +79,8 @@ public static class TorchRuntime
         }
     }
 
-    const string Advice =
-        "What to do: reference the native package (a notebook's first cell has #r \"nuget: TorchSharp-cpu, 0.107.0\"; " +
+    static string Advice =>
+        $"What to do: reference the native package (a notebook's first cell has #r \"nuget: TorchSharp-cpu, {PinnedVersions.TorchSharp}\"; " +
         "an app references TorchSharp-cpu), or on Linux make sure the libstdc++ fix can write its cache " +
         "(set WORKBOOK_CACHE to a writable folder). 'dotnet run --project tools/Workbook.Doctor' checks the machine; " +
         "environment.md, section Troubleshooting, lists the known causes.";
@@ -99,7 +99,7 @@ public static class TorchRuntime
         if (original is null)
             throw new TorchNativeLoadException(
                 $"Could not find {NativeFile}. Looked in:\n  {string.Join("\n  ", _nativeDirs)}\n" +
-                "The native runtime package is missing: reference TorchSharp-cpu (or TorchSharp-cuda-linux), version 0.107.0.");
+                $"The native runtime package is missing: reference TorchSharp-cpu (or TorchSharp-cuda-linux), version {PinnedVersions.TorchSharp}.");
 
         var systemLib = LibStdCxxFix.FindSystemLibStdCxx();
         var elf = ElfFile.Read(original);
@@ -175,7 +175,7 @@ public static class TorchRuntime
             var file = _nativeDirs.Select(d => Path.Combine(d, needed)).FirstOrDefault(File.Exists)
                 ?? throw new TorchNativeLoadException(
                     $"'{needed}', which {NativeFile} needs, was not found. Looked in:\n  {string.Join("\n  ", _nativeDirs)}\n" +
-                    "Reference the libtorch runtime package: TorchSharp-cpu 0.107.0 brings libtorch-cpu-linux-x64 2.10.0.");
+                    $"Reference the libtorch runtime package: TorchSharp-cpu {PinnedVersions.TorchSharp} brings its libtorch-cpu-linux-x64.");
             if (!TryLoad(file, out _, out var error))
                 throw new TorchNativeLoadException($"'{file}' did not load: {error}\n{Advice}");
         }
@@ -206,7 +206,7 @@ public static class TorchRuntime
         foreach (var packages in NuGetPackageRoots(asmDir))
         {
             var version = torchAssembly.GetName().Version;
-            var tsVersion = version is null ? "0.107.0" : $"{version.Major}.{version.Minor}.{version.Build}";
+            var tsVersion = version is null ? PinnedVersions.TorchSharp : $"{version.Major}.{version.Minor}.{version.Build}";
             list.Add(Path.Combine(packages, "torchsharp", tsVersion, "runtimes", rid, "native"));
             foreach (var pattern in new[] { $"libtorch-cpu-{rid}", $"libtorch-cuda-*-{rid}" })
             {

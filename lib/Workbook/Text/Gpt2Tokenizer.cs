@@ -20,8 +20,14 @@ namespace Workbook.Text;
 /// Encoding is done by Microsoft.ML.Tokenizers' <see cref="BpeTokenizer"/> with <c>ByteLevel = true</c> and the GPT-2
 /// pre-tokenizer regex: its default options would skip the byte mapping and give wrong ids. Decoding uses the byte
 /// table directly, which also lets <see cref="StreamDecoder"/> emit text while a multi-byte character is still
-/// arriving token by token. The special token <c>&lt;|endoftext|&gt;</c> (id 50256) is recognised in the input text,
-/// as Hugging Face's tokenizer does.
+/// arriving token by token.
+/// </para>
+/// <para>
+/// <b>The special token in the text.</b> <see cref="Encode(string)"/> recognises <c>&lt;|endoftext|&gt;</c> written in
+/// the input and gives its id 50256, as Hugging Face's <c>GPT2Tokenizer</c> does. <c>Encode(text, specialTokens: false)</c>
+/// treats it as plain text, 7 ordinary tokens (<c>&lt;</c> <c>|</c> <c>end</c> <c>of</c> <c>text</c> <c>|</c> <c>&gt;</c>),
+/// as OpenAI's original <c>encoder.py</c> and tiktoken's <c>encode_ordinary</c> do: use it for text from users or
+/// from the web, where the string may occur and must not end a document.
 /// </para>
 /// </summary>
 public sealed class Gpt2Tokenizer
@@ -41,13 +47,15 @@ public sealed class Gpt2Tokenizer
     static Gpt2Tokenizer? _default;
 
     readonly BpeTokenizer _bpe;
+    readonly Lazy<BpeTokenizer> _ordinary; // the same BPE without special tokens (built on first use)
     readonly string[] _tokens;     // id -> vocabulary string (byte-mapped characters)
     readonly byte[][] _tokenBytes; // id -> the UTF-8 bytes it stands for
     readonly Dictionary<string, int> _vocab;
 
-    Gpt2Tokenizer(BpeTokenizer bpe, Dictionary<string, int> vocab, string vocabPath, string mergesPath)
+    Gpt2Tokenizer(BpeTokenizer bpe, Func<BpeTokenizer> ordinary, Dictionary<string, int> vocab, string vocabPath, string mergesPath)
     {
         _bpe = bpe;
+        _ordinary = new Lazy<BpeTokenizer>(ordinary);
         _vocab = vocab;
         VocabPath = vocabPath;
         MergesPath = mergesPath;
@@ -100,20 +108,32 @@ public sealed class Gpt2Tokenizer
             throw new InvalidDataException($"'{vocabPath}' has no '{EndOfTextToken}' token; it is not a GPT-2 vocabulary.");
 
         var special = new Dictionary<string, int> { [EndOfTextToken] = eot };
-        var options = new BpeOptions(vocabPath, mergesPath)
+        BpeTokenizer Create(Dictionary<string, int>? specialTokens) => BpeTokenizer.Create(new BpeOptions(vocabPath, mergesPath)
         {
             ByteLevel = true, // map UTF-8 bytes to GPT-2's printable characters before merging
-            PreTokenizer = new RegexPreTokenizer(new Regex(SplitPattern, RegexOptions.Compiled), special),
-            SpecialTokens = special,
-        };
-        return new Gpt2Tokenizer(BpeTokenizer.Create(options), vocab, vocabPath, mergesPath);
+            PreTokenizer = new RegexPreTokenizer(new Regex(SplitPattern, RegexOptions.Compiled), specialTokens),
+            SpecialTokens = specialTokens,
+        });
+        return new Gpt2Tokenizer(Create(special), () => Create(null), vocab, vocabPath, mergesPath);
     }
 
-    /// <summary>Encodes text to token ids. <c>"Hello world"</c> gives [15496, 995].</summary>
-    public int[] Encode(string text)
+    /// <summary>
+    /// Encodes text to token ids. <c>"Hello world"</c> gives [15496, 995]. <c>&lt;|endoftext|&gt;</c> in the text
+    /// becomes the special token 50256 (Hugging Face's behaviour); see <see cref="Encode(string, bool)"/> for plain text.
+    /// </summary>
+    public int[] Encode(string text) => Encode(text, specialTokens: true);
+
+    /// <summary>
+    /// Encodes text to token ids, with or without recognising the special token written in the text.
+    /// </summary>
+    /// <param name="text">The text.</param>
+    /// <param name="specialTokens">true: <c>&lt;|endoftext|&gt;</c> in the text becomes id 50256 (Hugging Face);
+    /// false: it is encoded as the plain characters it is made of (OpenAI's <c>encoder.py</c>, tiktoken's
+    /// <c>encode_ordinary</c>), so no input can produce the end-of-text token.</param>
+    public int[] Encode(string text, bool specialTokens)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return text.Length == 0 ? [] : _bpe.EncodeToIds(text).ToArray();
+        return text.Length == 0 ? [] : (specialTokens ? _bpe : _ordinary.Value).EncodeToIds(text).ToArray();
     }
 
     /// <summary>Decodes token ids to text: the tokens' bytes concatenated and read as UTF-8.</summary>

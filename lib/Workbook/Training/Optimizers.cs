@@ -34,6 +34,29 @@ public static class Optimizers
         double eps = 1e-8, double weightDecay = 0.01) =>
         new TorchSharp.Modules.AdamW(parameters, lr, beta1, beta2, eps, weightDecay);
 
+    /// <summary>
+    /// AdamW with weight decay on the matrices only, as GPT-2 and nanoGPT train: two parameter groups, the trainable
+    /// parameters with two or more dimensions (linear and embedding weights) decayed by <paramref name="weightDecay"/>,
+    /// the others (biases, LayerNorm gains and shifts) not. Frozen parameters (<c>requires_grad = false</c>) are left out.
+    /// </summary>
+    /// <param name="module">The model.</param>
+    /// <param name="lr">Peak learning rate (a <see cref="LRSchedule"/> usually sets the rate of every step).</param>
+    /// <param name="weightDecay">Decoupled weight decay λ of the matrices.</param>
+    /// <param name="beta1">β₁.</param>
+    /// <param name="beta2">β₂ (nanoGPT: 0.95; 0.99 for small data such as tiny Shakespeare).</param>
+    /// <param name="eps">ε.</param>
+    public static torch.optim.Optimizer AdamWMatrixDecay(torch.nn.Module module, double lr = 1e-3, double weightDecay = 0.1,
+        double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8)
+    {
+        var trainable = module.parameters().Where(p => p.requires_grad).ToList();
+        return torch.optim.AdamW(
+            [
+                new TorchSharp.Modules.AdamW.ParamGroup(trainable.Where(p => p.dim() >= 2), new TorchSharp.Modules.AdamW.Options { weight_decay = weightDecay }),
+                new TorchSharp.Modules.AdamW.ParamGroup(trainable.Where(p => p.dim() < 2), new TorchSharp.Modules.AdamW.Options { weight_decay = 0.0 }),
+            ],
+            lr: lr, beta1: beta1, beta2: beta2, eps: eps);
+    }
+
     /// <summary>The learning rate of the first parameter group.</summary>
     public static double GetLearningRate(torch.optim.Optimizer optimizer) => optimizer.ParamGroups.First().LearningRate;
 

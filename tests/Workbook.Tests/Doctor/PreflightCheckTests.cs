@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Workbook.Preflight;
+using Workbook.Doctor.Checks;
 using Workbook.Runtime;
 
 namespace Workbook.Tests.Doctor;

@@ -2,6 +2,7 @@ using TorchSharp;
 using Workbook.Data;
 using Workbook.Gpt;
 using Workbook.Text;
+using Workbook.Training;
 using static TorchSharp.torch;
 
 namespace Workbook.Tests.Gpt;
@@ -20,7 +21,7 @@ public class PretrainingTests
         using (no_grad()) foreach (var p in compact.parameters()) p.add_(randn_like(p) * 0.05); // not just the init
         var full = vocab.Expand(compact);
         var data = new TokenDataset(vocab.ToCompact(tokens));
-        var (x, y) = data.Batch(false, 4, 32, new Random(2));
+        var (x, y) = TokenWindows.Random(data.Train, 4, 32, batchesPerEpoch: 1, seed: 2).Batches(0).Single();
         var fx = tensor(x.data<long>().Select(i => (long)vocab.ToFull((int)i)).ToArray(), [4, 32]);
         var fy = tensor(y.data<long>().Select(i => (long)vocab.ToFull((int)i)).ToArray(), [4, 32]);
         using var _ = no_grad();
@@ -34,21 +35,43 @@ public class PretrainingTests
     }
 
     [Fact]
-    public void TrainingLowersTheLossAndBatchesAreShiftedByOne()
+    public void TrainingBySteps_LowersTheLossAndBatchesAreShiftedByOne()
     {
         var pattern = Enumerable.Range(0, 400).Select(i => (i * i + 3 * i) % 17).ToArray(); // a learnable sequence over 17 tokens
         var data = new TokenDataset(pattern, 0.2);
-        var (x, y) = data.Batch(false, 3, 10, new Random(5));
+        var (x, y) = TokenWindows.Random(data.Train, 3, 10, batchesPerEpoch: 1, seed: 5).Batches(0).Single();
         Assert.Equal(x[.., 1..].data<long>().ToArray(), y[.., ..^1].data<long>().ToArray());
         torch.manual_seed(0);
         var model = new GptModel(new GptConfig { VocabSize = 17, DModel = 32, NumHeads = 2, NumLayers = 2, MaxLength = 32 });
-        var options = new PretrainingOptions { BatchSize = 8, BlockSize = 32, MaxSteps = 60, WarmupSteps = 5, LearningRate = 3e-3, EvalInterval = 30, EvalBatches = 4 };
-        var steps = GptPretraining.Run(model, data, options).ToList();
-        Assert.Equal(60, steps.Count);
-        Assert.InRange(steps[0].TrainLoss, Math.Log(17) - 0.3, Math.Log(17) + 0.3);
-        Assert.True(steps[^1].ValLoss < 1.0, $"validation loss {steps[^1].ValLoss}");
-        Assert.Equal(2, steps.Count(s => s.ValLoss is not null));
-        Assert.All(steps, s => Assert.True(s.TokensPerSecond > 0));
+        var trainer = new Trainer(model, Optimizers.AdamWMatrixDecay(model, lr: 3e-3, beta2: 0.99), GptModel.Loss)
+        {
+            MaxSteps = 60, EvalEvery = 30, ClipGradNorm = 1.0, Schedule = LRSchedule.WarmupCosine(3e-3, 5, 60, 3e-4),
+        };
+        var history = trainer.Fit(TokenWindows.Random(data.Train, 8, 32, batchesPerEpoch: 25, seed: 1), TokenWindows.Sequential(data.Val, 8, 32));
+        Assert.Equal(60, history.Steps.Count);
+        Assert.Equal(StopReason.Completed, history.StopReason);
+        Assert.Equal(2, history.Epochs.Count); // 60 steps of a 25-batch source: two whole epochs, the third unfinished
+        Assert.Equal([30L, 60L], history.Evaluations.Select(e => e.Steps));
+        Assert.InRange(history.Steps[0].Loss, Math.Log(17) - 0.3, Math.Log(17) + 0.3);
+        Assert.True(history.Evaluations[^1].ValLoss < 1.0, $"validation loss {history.Evaluations[^1].ValLoss}");
+        Assert.All(history.Evaluations, e => Assert.True(e.SamplesPerSecond > 0));
+    }
+
+    [Fact]
+    public void AdamWMatrixDecayDecaysTheMatricesOnly()
+    {
+        var model = new GptModel(new GptConfig { VocabSize = 17, DModel = 16, NumHeads = 2, NumLayers = 1, MaxLength = 8 });
+        var optimizer = Optimizers.AdamWMatrixDecay(model, lr: 1e-3, weightDecay: 0.1);
+        var groups = optimizer.ParamGroups.Cast<TorchSharp.Modules.AdamW.ParamGroup>().ToList();
+        Assert.Equal(2, groups.Count);
+        Assert.All(groups[0].Parameters, p => Assert.True(p.dim() >= 2));
+        Assert.All(groups[1].Parameters, p => Assert.True(p.dim() < 2));
+        Assert.Equal(model.parameters().Count(), groups.Sum(g => g.Parameters.Count()));
+        Assert.Equal(0.1, groups[0].Options.weight_decay);
+        Assert.Equal(0.0, groups[1].Options.weight_decay);
+        // Frozen parameters are left out.
+        foreach (var p in model.parameters().Take(3)) p.requires_grad = false;
+        Assert.Equal(model.parameters().Count() - 3, Optimizers.AdamWMatrixDecay(model).ParamGroups.Cast<TorchSharp.Modules.AdamW.ParamGroup>().Sum(g => g.Parameters.Count()));
     }
 
     [Fact]
@@ -67,23 +90,11 @@ public class PretrainingTests
 
         torch.manual_seed(0);
         var model = new GptModel(new GptConfig { VocabSize = 17, DModel = 32, NumHeads = 2, NumLayers = 2, MaxLength = 32 });
-        var options = new PretrainingOptions { LearningRate = 3e-3 };
-        var trainer = new Workbook.Training.Trainer(model, GptPretraining.CreateOptimizer(model, options), GptModel.Loss) { Epochs = 3, ClipGradNorm = 1.0 };
+        var trainer = new Trainer(model, Optimizers.AdamWMatrixDecay(model, lr: 3e-3, beta2: 0.99), GptModel.Loss) { Epochs = 3, ClipGradNorm = 1.0 };
         var history = trainer.Fit(TokenWindows.Random(tokens[..800], 8, 32, 20), TokenWindows.Sequential(tokens[800..], 8, 32));
         Assert.Equal(60, history.Steps.Count);
         Assert.True(history.Epochs[^1].ValLoss < history.Epochs[0].ValLoss);
         Assert.True(history.Epochs[^1].ValLoss < 1.5, $"validation loss {history.Epochs[^1].ValLoss}");
-    }
-
-    [Fact]
-    public void ScheduleWarmsUpThenDecaysToTheMinimum()
-    {
-        var o = new PretrainingOptions { LearningRate = 1e-3, MinLearningRate = 1e-4, WarmupSteps = 10, MaxSteps = 110 };
-        Assert.Equal(1e-4, o.LearningRateAt(0), 12);
-        Assert.Equal(1e-3, o.LearningRateAt(9), 12);
-        Assert.Equal(0.55e-3, o.LearningRateAt(60), 12); // halfway through the cosine
-        Assert.Equal(1e-4, o.LearningRateAt(110), 12);
-        for (int s = 10; s < 110; s++) Assert.True(o.LearningRateAt(s + 1) <= o.LearningRateAt(s));
     }
 
     [Fact]

@@ -169,6 +169,17 @@ public sealed class TrainerCheckpointReliabilityTests : IClassFixture<TrainerChe
     }
 
     [Fact]
+    public void PositionInsideTheEpochThatIsNotUsable()
+    {
+        var path = GoodCheckpoint();
+        EditMetadata(path, "trainer.batch_in_epoch", "-3");
+        FailsAndChangesNothing(path, "metadata 'trainer.batch_in_epoch' is '-3'");
+        path = GoodCheckpoint();
+        EditMetadata(path, "trainer.tallies", "[{\"LossSum\": 1}]");
+        FailsAndChangesNothing(path, "metadata 'trainer.tallies'", "two running sums");
+    }
+
+    [Fact]
     public void LearningRateThatIsNotANumber()
     {
         var path = GoodCheckpoint();

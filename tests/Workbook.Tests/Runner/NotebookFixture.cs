@@ -8,7 +8,7 @@ namespace Workbook.Tests.Runner;
 public static class NotebookFixture
 {
     /// <summary>The first cell every workbook notebook starts with.</summary>
-    public const string FirstCell = "#r \"nuget: Workbook, 0.1.0\"\n#r \"nuget: TorchSharp-cpu, 0.107.0\"\nusing TorchSharp;\nusing static TorchSharp.torch;\nusing Workbook;\nusing Workbook.Plots;\nNotebook.Setup(seed: 42)";
+    public static readonly string FirstCell = Workbook.Runtime.PinnedVersions.NotebookReferences + "\nusing TorchSharp;\nusing static TorchSharp.torch;\nusing Workbook;\nusing Workbook.Plots;\nNotebook.Setup(seed: 42)";
 
     /// <summary>
     /// A fresh folder whose NuGet.config adds the repository's local feed, as notebooks/NuGet.config does. It lies

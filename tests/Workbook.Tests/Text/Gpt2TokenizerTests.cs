@@ -97,6 +97,28 @@ public class Gpt2TokenizerTests
     }
 
     [Fact]
+    public void EndOfTextInTheTextIsPlainTextWhenSpecialTokensAreOff()
+    {
+        // OpenAI's encoder.py (and tiktoken's encode_ordinary) splits the string like any other text:
+        // '<' '|' 'end' 'of' 'text' '|' '>' (tiktoken gives [27, 91, 437, 1659, 5239, 91, 29] for GPT-2).
+        var ids = Tok.Encode("<|endoftext|>", specialTokens: false);
+        Assert.Equal([27, 91, 437, 1659, 5239, 91, 29], ids);
+        Assert.Equal(new[] { "<", "|", "end", "of", "text", "|", ">" }, ids.Select(Tok.TokenString));
+        Assert.Equal("<|endoftext|>", Tok.Decode(ids));
+        Assert.Equal([50256], Tok.Encode("<|endoftext|>", specialTokens: true));
+        Assert.Equal(Tok.Encode("a<|endoftext|>b"), Tok.Encode("a<|endoftext|>b", specialTokens: true));
+        // Text without the special token encodes the same either way, and the reference (encoder.py without the
+        // special-token split) agrees on every hard string.
+        var reference = new ReferenceBpe(DataPaths.File("gpt2", "vocab.json"), DataPaths.File("gpt2", "merges.txt"));
+        foreach (var s in Hard)
+        {
+            Assert.Equal(reference.EncodeOrdinary(s), Tok.Encode(s, specialTokens: false));
+            Assert.DoesNotContain(Gpt2Tokenizer.EndOfTextId, Tok.Encode(s, specialTokens: false));
+            if (!s.Contains(Gpt2Tokenizer.EndOfTextToken)) Assert.Equal(Tok.Encode(s), Tok.Encode(s, specialTokens: false));
+        }
+    }
+
+    [Fact]
     public void StreamDecoderHoldsBackPartialCharacters()
     {
         const string text = "ok 😀日本 done";
@@ -152,6 +174,11 @@ public class Gpt2TokenizerTests
                 if (!bs.Contains(b)) { bs.Add(b); cs.Add(256 + n++); }
             for (int i = 0; i < 256; i++) _byteEncoder[(byte)bs[i]] = (char)cs[i];
         }
+
+        /// <summary>encoder.py as OpenAI wrote it: no special tokens, the text is only regex-split and merged.</summary>
+        public int[] EncodeOrdinary(string text) =>
+            _pattern.Matches(text).SelectMany(m => Bpe(new string(Encoding.UTF8.GetBytes(m.Value).Select(b => _byteEncoder[b]).ToArray()))
+                .Select(t => _encoder[t])).ToArray();
 
         public int[] Encode(string text)
         {

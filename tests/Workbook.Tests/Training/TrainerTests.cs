@@ -37,7 +37,7 @@ public class TrainerTests
         var modelA = new DropoutMlp(10, 32, 4);
         var a = Recipe(modelA, epochs, train.BatchCount);
         var historyA = a.Fit(train, val);
-        Assert.Null(historyA.StopReason);
+        Assert.Equal(StopReason.Completed, historyA.StopReason);
         Assert.Equal(epochs, historyA.Epochs.Count);
 
         // B: the same run, "killed" in the middle of epoch 3; it checkpoints after every epoch.
@@ -50,7 +50,8 @@ public class TrainerTests
         using var cts = new CancellationTokenSource();
         b.OnProgress = p => { if (p.Phase == TrainingPhase.Train && p.Epoch == 2 && p.Batch == 3) cts.Cancel(); };
         var historyB = b.Fit(train, val, cts.Token);
-        Assert.StartsWith("cancelled", historyB.StopReason);
+        Assert.Equal(StopReason.Cancelled, historyB.StopReason);
+        Assert.StartsWith("cancelled at step", historyB.StopDetail);
         Assert.Equal(2, historyB.Epochs.Count);
 
         // C: a new process, in effect: a differently initialised model and a new optimizer, resumed from the file.
@@ -155,7 +156,8 @@ public class TrainerTests
         var history = trainer.Fit(new BatchLoader(data, 16), new BatchLoader(data, 64));
         Assert.Equal(4, history.Epochs.Count); // 1.0, 0.5 (best), 0.6, 0.55: two epochs without improvement
         Assert.Equal(1, history.BestEpoch);
-        Assert.Contains("early stopping: val_score did not improve for 2 epochs", history.StopReason);
+        Assert.Equal(StopReason.EarlyStopping, history.StopReason);
+        Assert.Contains("early stopping: val_score did not improve for 2 epochs", history.StopDetail);
         foreach (var (name, p) in model.named_parameters())
             Assert.True(atEpoch2![name].SequenceEqual(p.detach().bytes.ToArray()), $"{name} is not the best epoch's");
     }
@@ -279,7 +281,8 @@ public class TrainerTests
         var trainer = new Trainer(model, Optimizers.Sgd(model.parameters(), lr: 1e6), Losses.Mse) { Epochs = 50 };
         var targets = new InMemoryDataset(data.Inputs.clone(), data.Inputs[.., ..3] * 1e3);
         var history = trainer.Fit(new BatchLoader(targets, 16));
-        Assert.Contains("the training loss became", history.StopReason);
+        Assert.Equal(StopReason.NonFiniteLoss, history.StopReason);
+        Assert.Contains("the training loss became", history.StopDetail);
         Assert.True(history.Epochs.Count < 50);
     }
 

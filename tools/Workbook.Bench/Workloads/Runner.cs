@@ -4,6 +4,7 @@ using Microsoft.DotNet.Interactive.Events;
 using TorchSharp;
 using Workbook.Runner.Kernel;
 using static TorchSharp.torch;
+using Workbook.Runtime;
 
 namespace Workbook.Bench.Workloads;
 
@@ -32,7 +33,7 @@ public sealed class RunnerOverheadWorkload : IWorkload
     /// <summary>The notebook's cells: the workbook's first cell, the model, the timed training loop (the statements of <see cref="TrainLoop.Steps"/>).</summary>
     static string[] Cells(int steps, int batch) =>
     [
-        "#r \"nuget: Workbook, 0.1.0\"\n#r \"nuget: TorchSharp-cpu, 0.107.0\"\nusing TorchSharp;\nusing static TorchSharp.torch;\nusing Workbook;\nusing F = TorchSharp.torch.nn.functional;\nNotebook.Setup(seed: 0)",
+        PinnedVersions.NotebookReferences + "\nusing TorchSharp;\nusing static TorchSharp.torch;\nusing Workbook;\nusing F = TorchSharp.torch.nn.functional;\nNotebook.Setup(seed: 0)",
         $"var model = nn.Sequential((\"fc1\", nn.Linear(784, 256)), (\"relu1\", nn.ReLU()), (\"fc2\", nn.Linear(256, 128)), (\"relu2\", nn.ReLU()), (\"fc3\", nn.Linear(128, 10)));\nvar opt = optim.Adam(model.parameters(), lr: 1e-3);\nvar x = randn({batch}, 784);\nvar y = randint(10, new long[] {{ {batch} }});",
         // Warm-up run of the loop, then the timed one: the kernel's figure is the cell's own Stopwatch, as in (b).
         $"void Steps(int n) {{ for (int s = 0; s < n; s++) {{ using var scope = NewDisposeScope(); model.zero_grad(); using var loss = F.cross_entropy(model.forward(x), y); loss.backward(); opt.step(); }} }}\nSteps({steps});\nvar sw = System.Diagnostics.Stopwatch.StartNew();\nSteps({steps});\nsw.Elapsed.TotalSeconds.ToString(\"R\", System.Globalization.CultureInfo.InvariantCulture)",

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Workbook.Runtime;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>
 /// A native library file (e.g. TorchSharp's <c>libLibTorchSharp.so</c>): present, a readable 64-bit ELF, loadable
@@ -86,7 +86,7 @@ public sealed class TorchSharpCheck(Func<NativeLoadReport>? load = null, Func<st
         {
             var lines = error.Split('\n');
             var fix = lines.FirstOrDefault(l => l.StartsWith("What to do", StringComparison.Ordinal)) ?? (lines.Length > 1 ? string.Join(" ", lines.Skip(1)) :
-                "Reference TorchSharp-cpu 0.107.0 and check that the libstdc++ fix can write its cache (WORKBOOK_CACHE); see environment.md, Troubleshooting.");
+                $"Reference TorchSharp-cpu {PinnedVersions.TorchSharp} and check that the libstdc++ fix can write its cache (WORKBOOK_CACHE); see environment.md, Troubleshooting.");
             yield return CheckResult.Fail(Name, $"did not load: {lines[0]}", fix);
             yield break;
         }

@@ -1,11 +1,12 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Workbook.Runtime;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>
 /// Restores what a notebook's first cell restores (<c>Workbook 0.1.0</c> from <c>artifacts/packages</c> and
-/// <c>TorchSharp-cpu 0.107.0</c> with all dependencies) in a generated throw-away project, either from the
+/// <c>TorchSharp-cpu</c> at their pinned versions (<see cref="PinnedVersions"/>), with all dependencies) in a generated throw-away project, either from the
 /// configured NuGet feeds or offline: only <c>artifacts/packages</c> and the local NuGet cache as sources.
 /// </summary>
 /// <param name="packagesDirectory">The repository's <c>artifacts/packages</c> (the library's .nupkg).</param>
@@ -16,7 +17,7 @@ public sealed class PackageRestoreCheck(string packagesDirectory, bool offline, 
     string? workDirectory = null) : PreflightCheck
 {
     /// <summary>The packages every notebook's first cell references.</summary>
-    public static readonly IReadOnlyList<(string Id, string Version)> NotebookPackages = new[] { ("Workbook", "0.1.0"), ("TorchSharp-cpu", "0.107.0") };
+    public static readonly IReadOnlyList<(string Id, string Version)> NotebookPackages = new[] { ("Workbook", PinnedVersions.Workbook), ("TorchSharp-cpu", PinnedVersions.Of("TorchSharp-cpu")) };
 
     /// <inheritdoc/>
     public override string Name => offline ? "restore (offline cache)" : "restore (NuGet feeds)";

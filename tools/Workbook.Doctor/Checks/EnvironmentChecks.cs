@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using Workbook.Runtime;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>The .NET SDK: the repository's tools (runner, doctor, tests) target net10.0, the library net8.0.</summary>
 /// <param name="minimumMajor">Lowest acceptable SDK major version (10).</param>
@@ -98,10 +99,10 @@ public sealed class ComputeDeviceCheck(Func<(bool Available, int Count)>? torchC
             yield return CheckResult.Pass(Name, $"CUDA available: {count} device(s); {string.Join("; ", gpus.DefaultIfEmpty("nvidia-smi gave no details"))} (name, driver, memory); {package}");
         else if (wantsCuda)
             yield return CheckResult.Fail(Name, $"WORKBOOK_DEVICE={requestedDevice} but CUDA is not available to TorchSharp{(torchError is null ? "" : $" ({torchError})")}; {package}",
-                "Reference TorchSharp-cuda-linux (or -cuda-windows) 0.107.0 instead of TorchSharp-cpu and check 'nvidia-smi', or unset WORKBOOK_DEVICE to run on the CPU.");
+                $"Reference TorchSharp-cuda-linux (or -cuda-windows) {PinnedVersions.TorchSharp} instead of TorchSharp-cpu and check 'nvidia-smi', or unset WORKBOOK_DEVICE to run on the CPU.");
         else if (gpus.Count > 0)
             yield return CheckResult.Warn(Name, $"GPU present ({string.Join("; ", gpus)}) but TorchSharp runs on the CPU; {package}",
-                "Optional: to use the GPU, reference TorchSharp-cuda-linux 0.107.0 instead of TorchSharp-cpu (environment.md, section GPU). The notebooks run fine on the CPU.");
+                $"Optional: to use the GPU, reference TorchSharp-cuda-linux {PinnedVersions.TorchSharp} instead of TorchSharp-cpu (environment.md, section GPU). The notebooks run fine on the CPU.");
         else
             yield return CheckResult.Pass(Name, $"no CUDA device: notebooks run on the CPU; {package}");
     }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>Outcome of one preflight check.</summary>
 public enum CheckStatus

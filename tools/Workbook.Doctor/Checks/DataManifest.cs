@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>
 /// The checksum manifest of <c>data/</c>: <c>data/checksums.sha256</c>, one line per file, "SHA256  relative/path",

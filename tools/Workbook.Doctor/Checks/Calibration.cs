@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Workbook.Preflight;
+namespace Workbook.Doctor.Checks;
 
 /// <summary>Throughput of the fixed calibration workload on this machine.</summary>
 /// <param name="MatmulPerSecond">512×512 float32 matrix products per second.</param>
