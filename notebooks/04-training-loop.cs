@@ -578,6 +578,8 @@ display(new DataFrame(
 double RelativeError(double a, double b) => Math.Abs(a - b) / Math.Max(1e-12, Math.Abs(a) + Math.Abs(b));
 display(Claim.AtMost("the δ rule equals autograd", rowsW.Max(r => Math.Abs(r.Hand - r.Auto)), full: 1e-12, quick: 1e-12));
 Claim.AtMost("and finite differences (largest relative error)", rowsW.Max(r => RelativeError(r.Hand, r.Finite)), full: 1e-7, quick: 1e-7)
+
+// %% [markdown]
 // ## 5. Optimizers from scratch
 //
 // An optimizer turns gradients into parameter updates. With g the gradient and t = 1, 2, … the step count:

@@ -149,7 +149,7 @@ display(new DataFrame(
     new StringDataFrameColumn("tensor", block0.Select(p => p.name)),
     new StringDataFrameColumn("shape", block0.Select(p => string.Join(" × ", p.parameter.shape))),
     new Int64DataFrameColumn("parameters", block0.Select(p => p.parameter.numel()))));
-long E = gpt2Config.NEmbd;
+long E = gpt2Config.DModel;
 display($"block: {block0.Sum(p => p.parameter.numel()):N0} counted, 12E²+13E = {12 * E * E + 13 * E:N0}");
 Claim.Close("one block has 12E² + 13E parameters", block0.Sum(p => p.parameter.numel()), 12 * E * E + 13 * E, 0)
 
@@ -167,9 +167,9 @@ var presets = GptConfig.PresetNames.Select(n => (Name: n, Config: GptConfig.From
 gpt2Random.Dispose();
 new DataFrame(
     new StringDataFrameColumn("model", presets.Select(p => p.Name)),
-    new Int32DataFrameColumn("layers", presets.Select(p => p.Config.NLayer)),
-    new Int32DataFrameColumn("heads", presets.Select(p => p.Config.NHead)),
-    new Int32DataFrameColumn("n_embd", presets.Select(p => p.Config.NEmbd)),
+    new Int32DataFrameColumn("layers", presets.Select(p => p.Config.NumLayers)),
+    new Int32DataFrameColumn("heads", presets.Select(p => p.Config.NumHeads)),
+    new Int32DataFrameColumn("n_embd", presets.Select(p => p.Config.DModel)),
     new Int64DataFrameColumn("parameters", presets.Select(p => p.Config.ParameterCount)))
 
 // %% [markdown]
@@ -206,7 +206,7 @@ var hiddenStates = new List<Tensor>();
 Tensor promptLogits;
 using (no_grad())
     promptLogits = model.Forward(tensor(Ids(promptText)).unsqueeze(0), hiddenStates: hiddenStates);
-var stages = new[] { "embeddings (wte + wpe)" }.Concat(Enumerable.Range(0, model.Config.NLayer - 1).Select(i => $"after block {i}")).Append("after last block + ln_f").Append("logits").ToList();
+var stages = new[] { "embeddings (wte + wpe)" }.Concat(Enumerable.Range(0, model.Config.NumLayers - 1).Select(i => $"after block {i}")).Append("after last block + ln_f").Append("logits").ToList();
 var tensors = hiddenStates.Append(promptLogits).ToList();
 new DataFrame(
     new StringDataFrameColumn("stage", stages),
@@ -221,7 +221,7 @@ var bare = hiddenStates[^1];                                           // [1, T,
 var featureArgmax = bare[0].argmax(-1).data<long>().Select(i => (int)i).ToArray();
 display($"bare transformer output {Shapes(bare)}: one vector of {bare.shape[^1]} features per position, not {model.Config.VocabSize:N0} scores");
 display($"\"decoding\" its argmax at every position: [{string.Join(", ", featureArgmax)}] → \"{tok.Decode(featureArgmax).Replace("\n", "↵")}\"");
-Claim.That("the bare transformer's output has n_embd features, not a score per vocabulary entry", bare.shape[^1] == model.Config.NEmbd && bare.shape[^1] != model.Config.VocabSize,
+Claim.That("the bare transformer's output has n_embd features, not a score per vocabulary entry", bare.shape[^1] == model.Config.DModel && bare.shape[^1] != model.Config.VocabSize,
     $"last dimension {bare.shape[^1]}")
 
 // %% [markdown]
@@ -322,7 +322,8 @@ display(Claim.That("a used positive logit is divided, a used negative one multip
     $"[{string.Join(", ", penalised.data<float>().ToArray())}]"));
 display(Claim.AtMost("greedy falls into a loop: fewer distinct tokens than sampling at T = 0.7", DistinctCount(0) - DistinctCount(1), full: -1, quick: null));
 Claim.AtLeast("the repetition penalty breaks it (distinct tokens, penalised − plain greedy)", DistinctCount(5) - DistinctCount(0), full: 1, quick: null)
-//
+
+// %% [markdown]
 // ## 6. The KV cache, measured
 //
 // Without a cache, each new token recomputes the whole sequence: step $t$ costs $O(t)$ token passes, $O(T^2)$ in total. But the keys and values of earlier positions never change (causal attention: a position never looks forward), so the **KV cache** stores them and each step runs only the new token through the model. Same tokens, much less work:
@@ -364,7 +365,7 @@ Claim.AtLeast("without the cache the time per token grows with the length, with 
 // Without the cache the time per token grows with the length; with it, it stays almost flat. For this small model the fixed cost of each step (launching ~100 small operations, the 50,257-wide output layer) hides much of the gain; the gain grows with model size and length. The first step of both is the **prompt pass**, which processes all prompt tokens in parallel, much faster per token than generating:
 
 // %%
-var longPrompt = tensor(allIds.Take(model.Config.NPositions).Select(i => (long)i).ToArray()).unsqueeze(0);
+var longPrompt = tensor(allIds.Take(model.Config.MaxLength).Select(i => (long)i).ToArray()).unsqueeze(0);
 double PromptTokensPerSecond()
 {
     using var _ = no_grad();

@@ -22,11 +22,11 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// <summary>Creates the attention layer of a block.</summary>
     public CausalSelfAttention(GptConfig config) : base(nameof(CausalSelfAttention))
     {
-        _nHead = config.NHead;
-        _nEmbd = config.NEmbd;
+        _nHead = config.NumHeads;
+        _nEmbd = config.DModel;
         _attnDropout = config.Dropout;
-        c_attn = Linear(config.NEmbd, 3 * config.NEmbd);
-        c_proj = Linear(config.NEmbd, config.NEmbd);
+        c_attn = Linear(config.DModel, 3 * config.DModel);
+        c_proj = Linear(config.DModel, config.DModel);
         resid_dropout = Dropout(config.Dropout);
         RegisterComponents();
     }
@@ -70,8 +70,8 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     /// <summary>Creates the MLP of a block.</summary>
     public GptMlp(GptConfig config) : base(nameof(GptMlp))
     {
-        c_fc = Linear(config.NEmbd, config.InnerDim);
-        c_proj = Linear(config.InnerDim, config.NEmbd);
+        c_fc = Linear(config.DModel, config.DimFeedforward);
+        c_proj = Linear(config.DimFeedforward, config.DModel);
         dropout = Dropout(config.Dropout);
         RegisterComponents();
     }
@@ -102,9 +102,9 @@ public sealed class GptBlock : Module<Tensor, Tensor>
     /// <summary>Creates a block.</summary>
     public GptBlock(GptConfig config) : base(nameof(GptBlock))
     {
-        ln_1 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        ln_1 = LayerNorm(config.DModel, config.LayerNormEps);
         attn = new CausalSelfAttention(config);
-        ln_2 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        ln_2 = LayerNorm(config.DModel, config.LayerNormEps);
         mlp = new GptMlp(config);
         RegisterComponents();
     }
@@ -123,7 +123,7 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
 /// <summary>
 /// GPT-2 (Radford et al. 2019), the same network as Hugging Face's <c>GPT2LMHeadModel</c>: token embedding
-/// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NLayer"/> pre-LN blocks <c>h.i</c>, a final
+/// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NumLayers"/> pre-LN blocks <c>h.i</c>, a final
 /// LayerNorm <c>ln_f</c>, and an LM head that reuses <c>wte</c>'s matrix (weight tying), so
 /// <c>logits = ln_f(h) · wteᵀ</c>. Parameter names are Hugging Face's without the <c>transformer.</c> prefix.
 /// Load real weights with <see cref="GptCheckpoint"/> or <see cref="GptHub"/>.
@@ -139,11 +139,11 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public GptModel(GptConfig config, Device? device = null) : base(nameof(GptModel))
     {
         Config = config.Validate();
-        wte = Embedding(config.VocabSize, config.NEmbd);
-        wpe = Embedding(config.NPositions, config.NEmbd);
+        wte = Embedding(config.VocabSize, config.DModel);
+        wpe = Embedding(config.MaxLength, config.DModel);
         drop = Dropout(config.Dropout);
-        h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NLayer).Select(_ => new GptBlock(config)).ToArray());
-        ln_f = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NumLayers).Select(_ => new GptBlock(config)).ToArray());
+        ln_f = LayerNorm(config.DModel, config.LayerNormEps);
         RegisterComponents();
         InitWeights();
         if (device is not null && device.type != DeviceType.CPU) this.to(device);
@@ -169,7 +169,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public void InitWeights()
     {
         using var _ = no_grad();
-        double residStd = 0.02 / Math.Sqrt(2.0 * Config.NLayer);
+        double residStd = 0.02 / Math.Sqrt(2.0 * Config.NumLayers);
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
@@ -204,8 +204,8 @@ public sealed class GptModel : Module<Tensor, Tensor>
         long B = idx.shape[0], T = idx.shape[1];
         int past = cache?.Length ?? 0;
         if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
-        if (past + T > Config.NPositions)
-            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.NPositions} positions.", nameof(idx));
+        if (past + T > Config.MaxLength)
+            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.MaxLength} positions.", nameof(idx));
 
         using var scope = NewDisposeScope();
         // One token without gradients (cached decoding): the linear layers become matrix-vector products on the
