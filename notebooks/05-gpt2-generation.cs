@@ -348,7 +348,7 @@ Timed(true); // warm-up
 var withCache = Timed(true);
 var withoutCache = Timed(false);
 double Rate(List<double> ms) => ms.Count / (ms.Sum() / 1000);
-display($"{kvTokens} tokens: with cache {Rate(withCache.Ms):F0} tokens/s, without {Rate(withoutCache.Ms):F0} tokens/s → {Rate(withCache.Ms) / Rate(withoutCache.Ms):F1}× faster; identical tokens: {withCache.Tokens.SequenceEqual(withoutCache.Tokens)}");
+display($"{kvTokens} tokens: with cache {Rate(withCache.Ms):G3} tokens/s, without {Rate(withoutCache.Ms):G3} tokens/s → {Rate(withCache.Ms) / Rate(withoutCache.Ms):F1}× faster; identical tokens: {withCache.Tokens.SequenceEqual(withoutCache.Tokens)}");
 display(Claim.That("the cache gives the same tokens", withCache.Tokens.SequenceEqual(withoutCache.Tokens), $"{withCache.Tokens.Count} tokens"));
 Claim.AtLeast("… with less work: faster than recomputing (ratio of rates)", Rate(withCache.Ms) / Rate(withoutCache.Ms), full: 1.0, quick: null)
 
@@ -376,11 +376,11 @@ double PromptTokensPerSecond()
     return repeats * longPrompt.shape[1] / clock.Elapsed.TotalSeconds;
 }
 var promptRate = PromptTokensPerSecond();
-display($"prompt processing: {promptRate:F0} tokens/s ({longPrompt.shape[1]} tokens at once) vs generation {Rate(withCache.Ms):F0} tokens/s");
+display($"prompt processing: {promptRate:G3} tokens/s ({longPrompt.shape[1]} tokens at once) vs generation {Rate(withCache.Ms):G3} tokens/s");
 Claim.AtLeast("the prompt pass is much faster per token than generating (ratio)", promptRate / Rate(withCache.Ms), full: 3, quick: null)
 
 // %% [markdown]
-// A cached step multiplies every weight matrix by **one vector**: it reads each weight once and does 2 FLOPs with it, so its speed is set by memory bandwidth, not arithmetic. libtorch's `F.linear` is one way to do it; the library's accelerator (`Workbook.Kernels`, a C# SIMD matrix-vector kernel that streams the weights over all cores) is another. Which one is faster depends on the shapes and the machine: the kernel pays a fixed cost to wake its threads, which only a large enough matrix repays. So we time both, back to back in one cell and alternating, on the shipped model and (in the Full profile) on GPT-2's own size, 124M parameters with random weights (speed does not depend on the values). The cell says which wins here.
+// A cached step multiplies every weight matrix by **one vector**: it reads each weight once and does 2 FLOPs with it, so its speed is set by memory bandwidth, not arithmetic. libtorch's `F.linear` is one way to do it; the library's accelerator (`Workbook.Kernels`, a C# SIMD matrix-vector kernel that streams the weights over all cores) is another. Which one is faster depends on the shapes and the machine: the kernel spreads every product over a team of threads, a fixed cost per product that only a large enough matrix repays. So we time both, back to back in one cell and alternating, on the shipped model and (in the Full profile) on GPT-2's own size, 124M parameters with random weights (speed does not depend on the values). The cell says which wins here.
 
 // %%
 using Workbook.Kernels;
@@ -409,7 +409,7 @@ using Workbook.Kernels;
     return (Median(linearRates), Median(kernelRates), linearTokens!.SequenceEqual(kernelTokens!));
 }
 string Verdict(string name, (double Linear, double Kernel, bool SameTokens) t) =>
-    $"{name}: F.linear {t.Linear:F0} tokens/s, the accelerator {t.Kernel:F0} tokens/s → " +
+    $"{name}: F.linear {t.Linear:G3} tokens/s, the accelerator {t.Kernel:G3} tokens/s → " +
     (t.Kernel >= t.Linear ? $"the accelerator wins by {t.Kernel / t.Linear:F2}×" : $"F.linear wins by {t.Linear / t.Kernel:F2}×") + $"; identical tokens: {t.SameTokens}";
 var shippedTiming = BackToBack(model, kvPrompt, kvTokens, rounds: Notebook.Pick(quick: 2, full: 3));
 display(Verdict($"shipped model ({model.ParameterCount / 1e6:F1}M parameters)", shippedTiming));
