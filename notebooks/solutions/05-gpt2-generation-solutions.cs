@@ -178,7 +178,8 @@ int[] windows = [8, 16, 32, 64, 128];
 var lossByWindow = windows.Select(w => GptEvaluation.SplitLoss(model, val, w)).ToList();
 display(Plot.Line(windows.Select(w => (double)w).ToList(), lossByWindow, "validation loss", title: "Loss against window length", xTitle: "window (tokens)", yTitle: "nats/token"));
 var gains = lossByWindow.Zip(lossByWindow.Skip(1), (a, b) => a - b).ToList();
-display(Claim.That("the loss falls with the window", gains.All(g => g > 0), string.Join(", ", lossByWindow.Select(l => l.ToString("F3")))));
+display($"loss by window: {string.Join(", ", windows.Zip(lossByWindow, (w, l) => $"{w}: {l:F3}"))}");
+display(Claim.AtLeast("the loss falls with the window (smallest fall between successive windows)", gains.Min(), full: 0, quick: null));
 display(Claim.Close("in a window of 8 the average position sees 3.5 earlier tokens", Enumerable.Range(0, 8).Average(), 3.5, 0));
 Claim.AtLeast("the gains shrink (smallest drop between successive gains)", gains.Zip(gains.Skip(1), (a, b) => a - b).Min(), full: 0, quick: null)
 
