@@ -43,7 +43,7 @@ using Workbook.Plots;
 Notebook.Setup(seed: 42)
 
 // %% [markdown]
-// `Profile` is **Quick** or **Full** (environment variable `WORKBOOK_PROFILE`). Quick shrinks data and epochs so the whole series runs in CI in minutes; the claims each notebook makes (accuracies, losses) are measured in Full. Notebooks size their work with `Notebook.Pick(quick: …, full: …)`:
+// `Profile` is **Quick** or **Full** (environment variable `WORKBOOK_PROFILE`). Quick shrinks data and epochs so the whole series runs in CI in minutes; the claims each notebook makes (accuracies, losses) are measured in Full. Notebooks size their work with `Notebook.Pick(quick: …, full: …)`, and check every number their text claims with `Claim`, right where it is computed: a line with ✓ is a claim that held; in Full a claim that fails stops the run with the claim, the threshold and the measured value; Quick checks a looser threshold where one makes sense, or marks the claim "not checked".
 
 // %%
 var epochs = Notebook.Pick(quick: 1, full: 10);
@@ -61,7 +61,8 @@ x
 // %%
 var colSums = x.sum(dim: 0);
 var expected = new float[] { 0 + 4 + 8, 1 + 5 + 9, 2 + 6 + 10, 3 + 7 + 11 };
-$"column sums {string.Join(", ", colSums.data<float>().ToArray())}; by hand {string.Join(", ", expected)}"
+display($"column sums {string.Join(", ", colSums.data<float>().ToArray())}; by hand {string.Join(", ", expected)}");
+Claim.That("the column sums equal the sums by hand", colSums.data<float>().ToArray().SequenceEqual(expected), string.Join(", ", expected))
 
 // %% [markdown]
 // ## A chart

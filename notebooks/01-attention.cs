@@ -63,7 +63,9 @@ var emb = tensor(new float[] {
     0.1f, 0.8f, 0.9f,   // truck
 }).reshape(5, 3);
 var sim = matmul(emb, emb.T);
-Plot.Heatmap(sim, words, words, title: "Dot products e_i · e_j", colorscale: "Blues", showValues: true)
+display(Plot.Heatmap(sim, words, words, title: "Dot products e_i · e_j", colorscale: "Blues", showValues: true));
+display(Claim.Close("cat · kitten = 0.75", sim[0, 1].item<float>(), 0.75, 1e-6));
+Claim.Close("cat · car = 0.12", sim[0, 3].item<float>(), 0.12, 1e-6)
 
 // %% [markdown]
 // Animals score high with animals (cat·kitten = 0.75) and low with vehicles (cat·car = 0.12). In a Transformer, queries and keys are not hand-made: they are learned linear projections of the token vectors, so the model learns *what* to compare.
@@ -77,11 +79,16 @@ Tensor NaiveSoftmax(Tensor z) { var e = z.exp(); return e / e.sum(-1, keepdim: t
 Tensor StableSoftmax(Tensor z) { var e = (z - z.amax(new long[] { -1 }, keepdim: true)).exp(); return e / e.sum(-1, keepdim: true); }
 
 var inputs = new[] { tensor(new[] { 1f, 2f, 3f }), tensor(new[] { 1000f, 1001f, 1002f }) };
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("input z", inputs.Select(Row)),
     new StringDataFrameColumn("naive", inputs.Select(z => Row(NaiveSoftmax(z)))),
     new StringDataFrameColumn("stable", inputs.Select(z => Row(StableSoftmax(z)))),
-    new StringDataFrameColumn("torch softmax", inputs.Select(z => Row(z.softmax(-1)))))
+    new StringDataFrameColumn("torch softmax", inputs.Select(z => Row(z.softmax(-1))))));
+display(Claim.That("exp overflows to inf above about 88.7 in float32", float.IsInfinity(tensor(88.8f).exp().item<float>()) && !float.IsInfinity(tensor(88.7f).exp().item<float>()),
+    $"exp(88.7) = {tensor(88.7f).exp().item<float>():G3}, exp(88.8) = {tensor(88.8f).exp().item<float>()}"));
+display(Claim.That("the naive softmax returns NaN for [1000, 1001, 1002]", NaiveSoftmax(inputs[1]).isnan().all().item<bool>(), Row(NaiveSoftmax(inputs[1]))));
+display(Claim.AtMost("the stable one gives the weights of [1, 2, 3]", MaxDiff(StableSoftmax(inputs[1]), StableSoftmax(inputs[0])), full: 1e-6, quick: 1e-6));
+Claim.AtMost("… and agrees with TorchSharp's softmax", inputs.Max(z => MaxDiff(StableSoftmax(z), z.softmax(-1))), full: 1e-6, quick: 1e-6)
 
 // %% [markdown]
 // The naive version returns NaN for `[1000, 1001, 1002]`; the stable one returns the same weights as for `[1, 2, 3]` (only differences matter) and agrees with TorchSharp's built-in softmax, which is what the library uses.
@@ -118,7 +125,10 @@ new DataFrame(
     new StringDataFrameColumn("library", new[] { Row(w1[0]), Row(w1[1]), Row(out1[0]), Row(out1[1]) }))
 
 // %%
-$"max |library − by hand|: weights {MaxDiff(w1, tensor(wHand)):E1}, output {MaxDiff(out1, tensor(outHand)):E1}"
+display($"max |library − by hand|: weights {MaxDiff(w1, tensor(wHand)):E1}, output {MaxDiff(out1, tensor(outHand)):E1}");
+display(Claim.AtMost("the library equals the loops (float32 rounding)", Math.Max(MaxDiff(w1, tensor(wHand)), MaxDiff(out1, tensor(outHand))), full: 1e-6, quick: 1e-6));
+display(Claim.AtMost("query 1's weights are (0.4011, 0.1978, 0.4011)", MaxDiff(tensor(wHand)[0], tensor(new[] { 0.4011, 0.1978, 0.4011 })), full: 5e-5, quick: 5e-5));
+Claim.AtMost("… and its output is (2.4067, 2.2033)", MaxDiff(tensor(outHand)[0], tensor(new[] { 2.4067, 2.2033 })), full: 5e-5, quick: 5e-5)
 
 // %% [markdown]
 // ## 4. Attention weights as a picture
@@ -133,7 +143,8 @@ var (o, w) = ScaledDotProductAttention.Compute(xq, xk, xv);
 Plot.Heatmap(w[0], tokens, tokens, title: "Attention weights (batch 0): row = query, column = key", xTitle: "key", yTitle: "query")
 
 // %%
-$"output {string.Join("×", o.shape)}, weights {string.Join("×", w.shape)}; every row sums to 1: max |Σ_j w_ij − 1| = {MaxDiff(w.sum(-1), ones(2, T)):E1}"
+display($"output {string.Join("×", o.shape)}, weights {string.Join("×", w.shape)}; every row sums to 1: max |Σ_j w_ij − 1| = {MaxDiff(w.sum(-1), ones(2, T)):E1}");
+Claim.AtMost("every row of weights sums to 1", MaxDiff(w.sum(-1), ones(2, T)), full: 1e-6, quick: 1e-6)
 
 // %% [markdown]
 // ## 5. Masks: causal and padding
@@ -160,12 +171,15 @@ Plot.Grid(new[]
 
 // %%
 var maskedEverywhere = causal.logical_or(padding.view(2, 1, T));   // [2, T, T]: true = must be 0
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("check", new[] { "max weight on masked keys", "max |row sum − 1|", "min weight on allowed keys" }),
     new DoubleDataFrameColumn("value", new[] {
         wBoth.masked_select(maskedEverywhere).max().item<float>(),
         MaxDiff(wBoth.sum(-1), ones(2, T)),
-        wBoth.masked_select(maskedEverywhere.logical_not()).min().item<float>() }))
+        wBoth.masked_select(maskedEverywhere.logical_not()).min().item<float>() })));
+display(Claim.Close("masked weights are exactly 0", wBoth.masked_select(maskedEverywhere).max().item<float>(), 0, 0));
+display(Claim.AtMost("every row is still a distribution", MaxDiff(wBoth.sum(-1), ones(2, T)), full: 1e-6, quick: 1e-6));
+Claim.AtLeast("every allowed key keeps a positive weight", wBoth.masked_select(maskedEverywhere.logical_not()).min().item<float>(), full: 1e-30, quick: 1e-30)
 
 // %% [markdown]
 // Masked weights are exactly 0, every row is still a distribution, and every allowed key keeps a positive weight. A mask of the wrong shape or dtype is refused with the form it should have had:
@@ -221,10 +235,17 @@ Plot.Grid(new[]
 
 // %%
 int i512 = Array.IndexOf(dks, 512);
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("d_k = 512", new[] { "std of scores", "mean max weight", "mean entropy (nats)", "mean ‖J‖" }),
     new DoubleDataFrameColumn("unscaled", new[] { "std", "max weight", "entropy", "‖J‖" }.Select(m => stats[$"{m}, unscaled"][i512])),
-    new DoubleDataFrameColumn("scaled", new[] { "std", "max weight", "entropy", "‖J‖" }.Select(m => stats[$"{m}, scaled 1/√d_k"][i512])))
+    new DoubleDataFrameColumn("scaled", new[] { "std", "max weight", "entropy", "‖J‖" }.Select(m => stats[$"{m}, scaled 1/√d_k"][i512]))));
+double SlopeOfStd(string label) => (Math.Log(stats[$"std, {label}"][^1]) - Math.Log(stats[$"std, {label}"][0])) / (Math.Log(dks[^1]) - Math.Log(dks[0]));
+display(Claim.Between("with d_k = 512 typical scores are ±23 (std)", stats["std, unscaled"][i512], 21, 25, quick: (20, 26)));
+display(Claim.Close("uniform over 32 keys is ln 32 = 3.47 nats", Math.Log(32), 3.47, 5e-3));
+display(Claim.Between("unscaled, the spread grows like √d_k (slope on log–log)", SlopeOfStd("unscaled"), 0.45, 0.55, quick: (0.4, 0.6)));
+display(Claim.Between("scaled, it stays flat (slope)", SlopeOfStd("scaled 1/√d_k"), -0.05, 0.05, quick: (-0.1, 0.1)));
+display(Claim.Between("the Jacobian norm at d_k = 512: 0.09 unscaled", stats["‖J‖, unscaled"][i512], 0.07, 0.11, quick: (0.05, 0.13)));
+Claim.Between("… against 0.24 scaled", stats["‖J‖, scaled 1/√d_k"][i512], 0.22, 0.26, quick: (0.2, 0.28))
 
 // %% [markdown]
 // Unscaled, the score spread grows like $\sqrt{d_k}$ (a straight line of slope ½ on the log plot), the rows become nearly one-hot (max weight → 1, entropy → 0) and the Jacobian norm shrinks (0.09 against 0.24 at d_k = 512), so less gradient flows back through the softmax. Scaled, all four curves are flat: the softmax behaves the same at every width.
@@ -268,13 +289,14 @@ torchSharp.load_state_dict(mha.state_dict());
 torchSharp.eval();
 var xt = x.transpose(0, 1);
 var (tsOut, tsW) = torchSharp.call(xt, xt, xt);
-new DataFrame(
+var mhaDiffs = new[] { MaxDiff(libOut, fromScratch), MaxDiff(libW!, headWeights), MaxDiff(sepOut, fromScratch),
+    MaxDiff(tsOut.transpose(0, 1), fromScratch), MaxDiff(tsW, headWeights.mean(new long[] { 1 })) };
+display(new DataFrame(
     new StringDataFrameColumn("compared with the from-scratch computation", new[] {
         "library MultiheadAttention: output", "library: per-head weights", "SeparateHeadsAttention: output",
         "TorchSharp nn.MultiheadAttention: output", "TorchSharp: head-averaged weights" }),
-    new DoubleDataFrameColumn("max |diff|", new[] {
-        MaxDiff(libOut, fromScratch), MaxDiff(libW!, headWeights), MaxDiff(sepOut, fromScratch),
-        MaxDiff(tsOut.transpose(0, 1), fromScratch), MaxDiff(tsW, headWeights.mean(new long[] { 1 })) }))
+    new DoubleDataFrameColumn("max |diff|", mhaDiffs)));
+Claim.AtMost("all agree to float32 rounding", mhaDiffs.Max(), full: 1e-5, quick: 1e-5)
 
 // %% [markdown]
 // All agree to float32 rounding. Each head has its own attention pattern:
@@ -292,11 +314,14 @@ var (oursCausal, _) = mha.forward(x, x, x, isCausal: true);
 var (tsBool, _) = torchSharp.call(xt, xt, xt, null, false, AttentionMask.Causal(L));
 var (tsZeroOne, _) = torchSharp.call(xt, xt, xt, null, false, AttentionMask.Causal(L).to_type(ScalarType.Float32));
 var (tsAdditive, _) = torchSharp.call(xt, xt, xt, null, false, AttentionMask.CausalAdditive(L));
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("comparison", new[] { "ours (causal) vs TorchSharp, bool mask", "ours vs TorchSharp, additive 0/−∞ mask",
         "TorchSharp bool mask vs TorchSharp float 0/1 mask" }),
     new DoubleDataFrameColumn("max |diff|", new[] { MaxDiff(oursCausal, tsBool.transpose(0, 1)),
-        MaxDiff(oursCausal, tsAdditive.transpose(0, 1)), MaxDiff(tsBool, tsZeroOne) }))
+        MaxDiff(oursCausal, tsAdditive.transpose(0, 1)), MaxDiff(tsBool, tsZeroOne) })));
+display(Claim.AtLeast("TorchSharp's module with a bool mask is not causal attention", MaxDiff(oursCausal, tsBool.transpose(0, 1)), full: 1e-3, quick: 1e-3));
+display(Claim.Close("… it adds the mask as 0/1: the same as the float 0/1 mask", MaxDiff(tsBool, tsZeroOne), 0, 1e-6));
+Claim.AtMost("with the additive 0/−∞ form it agrees with ours", MaxDiff(oursCausal, tsAdditive.transpose(0, 1)), full: 1e-5, quick: 1e-5)
 
 // %% [markdown]
 // ## 8. The fast path
@@ -318,7 +343,8 @@ int reps = Notebook.Pick(quick: 3, full: 20);
 double tExplicit = Time(() => ScaledDotProductAttention.Compute(bq, bk, bv, isCausal: true).Output, reps);
 double tFused = Time(() => ScaledDotProductAttention.Fused(bq, bk, bv, isCausal: true), reps);
 var fusedDiff = MaxDiff(ScaledDotProductAttention.Fused(bq, bk, bv, isCausal: true), ScaledDotProductAttention.Compute(bq, bk, bv, isCausal: true).Output);
-$"explicit {tExplicit:F1} ms, fused {tFused:F1} ms per call ({tExplicit / tFused:F1}× faster, {torch.get_num_threads()} threads); max |fused − explicit| = {fusedDiff:E1}"
+display($"explicit {tExplicit:F1} ms, fused {tFused:F1} ms per call (explicit / fused = {tExplicit / tFused:F2}, {torch.get_num_threads()} threads); max |fused − explicit| = {fusedDiff:E1}");
+Claim.AtMost("the fused kernel gives the same output", fusedDiff, full: 1e-4, quick: 1e-4)
 
 // %% [markdown]
 // ## What went into the library

@@ -62,6 +62,10 @@ new DataFrame(
     new StringDataFrameColumn("output of \"dog\": subject (position 0) vs object (position 2)", new[] { "without positions", "with sinusoidal positions added" }),
     new DoubleDataFrameColumn("max |diff|", new[] { MaxDiff(ya[0, 0], yb[0, 2]), MaxDiff(yap[0, 0], ybp[0, 2]) }))
 
+// %%
+display(Claim.AtMost("without positions, \"dog\" as subject and as object is the same vector (float rounding)", MaxDiff(ya[0, 0], yb[0, 2]), full: 1e-5, quick: 1e-5));
+Claim.AtLeast("with positions added, the two \"dog\"s differ", MaxDiff(yap[0, 0], ybp[0, 2]), full: 1e-2, quick: 1e-2)
+
 // %% [markdown]
 // Without position information "dog" gets exactly the same representation as subject and as object (a difference of 0, or float rounding). The fix is to make each input vector carry its position: add a position-dependent vector to the token embedding (sinusoidal or learned, sections 2–4), or rotate queries and keys by a position-dependent angle (RoPE, section 5).
 //
@@ -88,7 +92,8 @@ Plot.Lines(positions, new[] { 0, 1, 10, 20, 40 }.Select(j => ($"column {j}", (IR
 // %%
 var odd = SinusoidalPositionalEncoding.Table(50, 7, ScalarType.Float64);
 var lastColumnSin = odd[.., 6] - arange(50, dtype: ScalarType.Float64).div(Math.Pow(10000, 6.0 / 7)).sin();
-$"d = 7: table {string.Join("×", odd.shape)}, max |last column − sin(pos/10000^(6/7))| = {lastColumnSin.abs().max().item<double>():E1}"
+display($"d = 7: table {string.Join("×", odd.shape)}, max |last column − sin(pos/10000^(6/7))| = {lastColumnSin.abs().max().item<double>():E1}");
+Claim.AtMost("for odd d the last column is a sin", lastColumnSin.abs().max().item<double>(), full: 1e-12, quick: 1e-12)
 
 // %% [markdown]
 // The PyTorch tutorial computes the frequencies in float32 as `exp(arange(0, d, 2) · (−ln 10000 / d))`. Same formula, different rounding:
@@ -99,7 +104,8 @@ var posCol = arange(maxLength, dtype: float32).unsqueeze(1);
 var tutorial = zeros(maxLength, d);
 tutorial[.., TensorIndex.Slice(0, null, 2)] = sin(posCol * divTerm);
 tutorial[.., TensorIndex.Slice(1, null, 2)] = cos(posCol * divTerm);
-$"max |tutorial (float32) − library (float64, rounded)| = {MaxDiff(tutorial, table):E1}"
+display($"max |tutorial (float32) − library (float64, rounded)| = {MaxDiff(tutorial, table):E1}");
+Claim.AtMost("the tutorial's float32 table is the same formula, up to float32 rounding", MaxDiff(tutorial, table), full: 1e-4, quick: 1e-4)
 
 // %% [markdown]
 // ## 3. Properties, verified
@@ -111,10 +117,14 @@ $"max |tutorial (float32) − library (float64, rounded)| = {MaxDiff(tutorial, t
 var big = SinusoidalPositionalEncoding.Table(2000, d, ScalarType.Float64);
 var dist = cdist(big, big);
 dist = dist + eye(2000, dtype: ScalarType.Float64) * 1e9;          // ignore each row's distance to itself
-new DataFrame(
+var closest = dist.min().item<double>();
+var neighbours = (big[1..] - big[..^1]).norm(1).min().item<double>();
+display(new DataFrame(
     new StringDataFrameColumn("property (2,000 positions, d = 64)", new[] { "min entry", "max entry", "smallest distance between two different positions", "that distance for neighbours pos, pos+1 (min)" }),
-    new DoubleDataFrameColumn("value", new[] { big.min().item<double>(), big.max().item<double>(), dist.min().item<double>(),
-        (big[1..] - big[..^1]).norm(1).min().item<double>() }))
+    new DoubleDataFrameColumn("value", new[] { big.min().item<double>(), big.max().item<double>(), closest, neighbours })));
+display(Claim.That("every entry lies in [−1, 1]", big.abs().max().item<double>() <= 1, $"max |entry| = {big.abs().max().item<double>():F6}"));
+display(Claim.Close("the closest pair of positions are neighbours", closest, neighbours, 1e-12));
+Claim.Between("neighbours are still about 1.5 apart", closest, 1.4, 1.6, quick: (1.4, 1.6))
 
 // %% [markdown]
 // **A shift is a fixed linear map.** For each frequency, $(\sin(\omega(p+k)), \cos(\omega(p+k)))$ is the point $(\sin \omega p, \cos \omega p)$ rotated by the angle $\omega k$:
@@ -136,10 +146,11 @@ Tensor ShiftMatrix(long k)
     return M;
 }
 var ks = new long[] { 1, 5, 50, 500 };
-new DataFrame(
+var shiftErrors = ks.Select(k => MaxDiff(big[(int)k..(int)(k + 1500)], matmul(big[..1500], ShiftMatrix(k).T))).ToArray();
+display(new DataFrame(
     new Int64DataFrameColumn("k", ks),
-    new DoubleDataFrameColumn("max over 1,500 positions of |PE(p+k) − M_k PE(p)|", ks.Select(k =>
-        MaxDiff(big[(int)k..(int)(k + 1500)], matmul(big[..1500], ShiftMatrix(k).T)))))
+    new DoubleDataFrameColumn("max over 1,500 positions of |PE(p+k) − M_k PE(p)|", shiftErrors)));
+Claim.AtMost("one matrix M_k shifts every position by k (float64 rounding)", shiftErrors.Max(), full: 1e-10, quick: 1e-10)
 
 // %% [markdown]
 // **Dot products depend only on distance.** Using $\sin a \sin b + \cos a \cos b = \cos(a-b)$ pair by pair,
@@ -157,7 +168,59 @@ curves.Add(("Σ cos(ω_i k)", formula));
 Plot.Lines(kRange.Select(k => (double)k).ToList(), curves, title: "Dot product against distance k", xTitle: "k", yTitle: "dot product")
 
 // %%
-$"max |PE(p)·PE(p+k) − Σ cos(ω_i k)| over p ∈ {{0, 100, 1000}}, k < 200: {curves.Take(3).Max(c => c.Item2.Zip(formula, (x, y) => Math.Abs(x - y)).Max()):E1}"
+var dotError = curves.Take(3).Max(c => c.Item2.Zip(formula, (x, y) => Math.Abs(x - y)).Max());
+display($"max |PE(p)·PE(p+k) − Σ cos(ω_i k)| over p ∈ {{0, 100, 1000}}, k < 200: {dotError:E1}");
+display(Claim.AtMost("PE(p)·PE(p+k) = Σ cos(ω_i k) whatever p", dotError, full: 1e-9, quick: 1e-9));
+Claim.Close("at k = 0 the dot product is d/2", formula[0], d / 2.0, 1e-12)
+
+// %% [markdown]
+// ### The source articles' version
+//
+// The source articles write the table as
+//
+// `PE(pos, 2·d_model − 1) = sin(pos / 10000^(2i/d_model))` if `i < d_model/2`, else the same with `cos`.
+//
+// Taken literally, the left-hand side names one column, `2·d_model − 1`, whatever `i` is, and that column does not exist: a table with `d_model` columns has columns 0 … `d_model − 1`.
+
+// %% tags=["errata-1-article"]
+long articleColumn = 2 * d - 1;
+string outOfRange;
+try { outOfRange = $"no error, value {big[0, articleColumn].item<double>()}"; } catch (Exception e) { outOfRange = e.Message.Split('\n')[0]; }
+display($"d = {d}: the articles' column index 2·d − 1 = {articleColumn}; reading it from a table with {big.shape[1]} columns: {outOfRange}");
+// The only reading that fills a table: column j < d/2 is sin(ω_j pos), column j ≥ d/2 is cos(ω_j pos), with ω_j = 10000^(−2j/d) and j the column.
+Tensor ArticleTable(long n, long dd)
+{
+    var j = arange(dd, dtype: ScalarType.Float64);
+    var angle = arange(n, dtype: ScalarType.Float64).unsqueeze(1) * (j * (-2.0 * Math.Log(10000) / dd)).exp();
+    return where(j.lt(dd / 2), angle.sin(), angle.cos());
+}
+var article = ArticleTable(2000, d);
+var cosHalf = article[.., (int)(d / 2)..];
+var articleFrequencies = (arange(d / 2, d, dtype: ScalarType.Float64) * (-2.0 * Math.Log(10000) / d)).exp();
+int[] starts = { 0, 100, 1000 };
+double ArticleDot(int p) => article[p].dot(article[p + 10]).item<double>();
+display(new DataFrame(
+    new StringDataFrameColumn("the articles' table, d = 64, 2,000 positions", new[] { "largest ω in the cos half", "min entry of the cos half", "PE(0)·PE(10)", "PE(100)·PE(110)", "PE(1000)·PE(1010)" }),
+    new DoubleDataFrameColumn("value", new[] { articleFrequencies.max().item<double>(), cosHalf.min().item<double>() }.Concat(starts.Select(ArticleDot)))));
+display(Claim.That("the articles' column 2·d − 1 is out of range", articleColumn >= big.shape[1], $"column {articleColumn} of {big.shape[1]}"));
+display(Claim.AtLeast("the cos half hardly moves: every entry stays ≥ 0.98 over 2,000 positions", cosHalf.min().item<double>(), full: 0.98, quick: 0.98));
+Claim.AtLeast("its PE(p)·PE(p+10) depends on p (spread over p = 0, 100, 1000)", starts.Max(ArticleDot) - starts.Min(ArticleDot), full: 5, quick: 5)
+
+// %% [markdown]
+// Half of the articles' columns are almost constant (their frequencies are 10⁻⁴ and below), so they add nearly the same vector to every position and carry almost no information about it. Worse, the dot product between positions 10 apart now depends on *where* the pair sits, so "10 tokens apart" is no longer one relation the model could learn once. The table of the paper pairs each sin with a cos of the **same** frequency, in columns 2i and 2i + 1, and that pairing is what makes PE(p)·PE(p+k) = Σ cos(ω_i k) independent of p:
+
+// %% tags=["errata-1-correct"]
+double CorrectDot(int p) => big[p].dot(big[p + 10]).item<double>();
+double tenApart = Enumerable.Range(0, (int)d / 2).Sum(i => Math.Cos(Math.Pow(10000, -2.0 * i / d) * 10));
+display(new DataFrame(
+    new StringDataFrameColumn("PE(p)·PE(p+10), d = 64", starts.Select(p => $"p = {p}")),
+    new DoubleDataFrameColumn("the articles' table", starts.Select(ArticleDot)),
+    new DoubleDataFrameColumn("the paper's table", starts.Select(CorrectDot))));
+var pAxis = Enumerable.Range(0, 1990).Select(p => (double)p).ToList();
+display(Plot.Lines(pAxis, new (string, IReadOnlyList<double>)[] {
+    ("the articles' table", pAxis.Select(p => ArticleDot((int)p)).ToList()), ("the paper's table", pAxis.Select(p => CorrectDot((int)p)).ToList()) },
+    title: "PE(p)·PE(p+10) against the position p", xTitle: "p", yTitle: "dot product"));
+Claim.Close("the paper's PE(p)·PE(p+10) is Σ cos(10 ω_i) at every p", starts.Max(p => Math.Abs(CorrectDot(p) - tenApart)), 0, 1e-9)
 
 // %% [markdown]
 // ## 4. Learned position embeddings
@@ -170,10 +233,12 @@ var xTokens = randn(2, 10, d);
 var withPos = learned.forward(xTokens);
 string tooLong;
 try { learned.forward(randn(1, 20, d)); tooLong = "no error"; } catch (Exception e) { tooLong = e.Message; }
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("", new[] { "parameters", "x + P − x equals rows 0..9 (max |diff|)", "20 tokens" }),
     new StringDataFrameColumn("value", new[] { $"{learned.parameters().Sum(p => p.numel())} = 16 × {d}",
-        $"{MaxDiff(withPos - xTokens, learned.weight[..10].expand(2, 10, d)):E1}", tooLong }))
+        $"{MaxDiff(withPos - xTokens, learned.weight[..10].expand(2, 10, d)):E1}", tooLong })));
+display(Claim.Close("the table costs max_len × d parameters", learned.parameters().Sum(p => p.numel()), 16 * d, 0));
+Claim.That("it knows no position beyond max_len", tooLong != "no error", tooLong)
 
 // %% [markdown]
 // The sinusoidal table, by contrast, is defined for every position (`Table(1_000_000, d)` works) — though a model trained on short sequences does not automatically generalise to longer ones either way. The original paper found both variants "nearly identical" in quality.
@@ -203,10 +268,12 @@ Plot.Grid(new[] { Plot.Heatmap(ropeScores, colorscale: "RdBu"), Plot.Heatmap(add
 
 // %%
 double DiagonalSpread(Tensor s) => Enumerable.Range(-(int)P + 2, 2 * (int)P - 3).Max(off => s.diagonal(off).std().item<float>());
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("scores over (m, n) ∈ [0, 32)²", new[] { "RoPE", "additive sinusoidal" }),
     new DoubleDataFrameColumn("largest std along a diagonal n − m = const", new[] { DiagonalSpread(ropeScores), DiagonalSpread(additiveScores) }),
-    new DoubleDataFrameColumn("std of all scores", new double[] { ropeScores.std().item<float>(), additiveScores.std().item<float>() }))
+    new DoubleDataFrameColumn("std of all scores", new double[] { ropeScores.std().item<float>(), additiveScores.std().item<float>() })));
+display(Claim.AtMost("RoPE scores vary along a diagonal only by float rounding (relative to their spread)", DiagonalSpread(ropeScores) / ropeScores.std().item<float>(), full: 1e-5, quick: 1e-5));
+Claim.AtLeast("additive scores vary along diagonals (relative to their spread)", DiagonalSpread(additiveScores) / additiveScores.std().item<float>(), full: 0.05, quick: 0.05)
 
 // %% [markdown]
 // Along each diagonal the RoPE scores vary only by float rounding, while the scores themselves vary across diagonals: position enters purely as the offset. Rotations also preserve lengths, so RoPE never changes a vector's norm, and position 0 is left untouched:
@@ -214,7 +281,9 @@ new DataFrame(
 // %%
 var xr = randn(4, 50, dh);
 var rotated = new RotaryEmbedding(dh).forward(xr);
-$"max |‖R x‖ − ‖x‖| = {MaxDiff(rotated.norm(-1), xr.norm(-1)):E1}; position 0 unchanged: max |diff| = {MaxDiff(rotated[.., 0], xr[.., 0]):E1}"
+display($"max |‖R x‖ − ‖x‖| = {MaxDiff(rotated.norm(-1), xr.norm(-1)):E1}; position 0 unchanged: max |diff| = {MaxDiff(rotated[.., 0], xr[.., 0]):E1}");
+display(Claim.AtMost("RoPE preserves lengths (float rounding)", MaxDiff(rotated.norm(-1), xr.norm(-1)), full: 1e-4, quick: 1e-4));
+Claim.Close("position 0 is left untouched", MaxDiff(rotated[.., 0], xr[.., 0]), 0, 1e-7)
 
 // %% [markdown]
 // ## What went into the library

@@ -16,8 +16,8 @@
 // Notebooks 01 and 02 built attention and positional encodings. Here we assemble the rest of "Attention Is All You Need" (Vaswani et al., 2017) and train it:
 //
 // 1. LayerNorm, residual connections and the position-wise feed-forward network, each checked against TorchSharp's built-ins;
-// 2. the **encoder layer** — with the correct equations, and what goes wrong with two wrong ones — checked against `nn.TransformerEncoderLayer` with copied weights;
-// 3. the **decoder layer** (masked self-attention + cross-attention), likewise;
+// 2. the **encoder layer** — with the correct equations, checked against `nn.TransformerEncoderLayer` with copied weights, and what goes wrong in the source articles' two versions of it;
+// 3. the **decoder layer** (masked self-attention + cross-attention), likewise, and the source articles' version;
 // 4. the full encoder–decoder model: embeddings scaled by √d_model, optional tied output weights, greedy decoding;
 // 5. training it to **reverse digit sequences**, ≥ 99% exact-sequence accuracy on held-out sequences (Full profile), and the attention pattern it learns.
 //
@@ -42,6 +42,8 @@ using Workbook.IO;
 double MaxDiff(Tensor a, Tensor b) => (a.to_type(ScalarType.Float64) - b.to_type(ScalarType.Float64)).abs().max().item<double>();
 DataFrame Checks(params (string Check, double Value)[] rows) => new DataFrame(
     new StringDataFrameColumn("check", rows.Select(r => r.Check)), new DoubleDataFrameColumn("value", rows.Select(r => r.Value)));
+// "Equal to X" in the prose means equal up to float32 rounding: guarded in every profile.
+ClaimResult Agree(string statement, double maxDiff, double tolerance = 1e-5) => Claim.AtMost(statement, maxDiff, full: tolerance, quick: tolerance);
 
 // %% [markdown]
 // ## 1. LayerNorm
@@ -61,9 +63,12 @@ var mu = x.mean(new long[] { -1 }, keepdim: true);
 var variance = (x - mu).pow(2).mean(new long[] { -1 }, keepdim: true);     // biased: divide by d
 var normalised = (x - mu) / (variance + 1e-5).sqrt();
 var byHand = normalised * ln.weight! + ln.bias!;
-Checks(("max |by hand − nn.LayerNorm|", MaxDiff(byHand, ln.forward(x))),
+display(Checks(("max |by hand − nn.LayerNorm|", MaxDiff(byHand, ln.forward(x))),
        ("max |mean over features| before γ, β", normalised.mean(new long[] { -1 }).abs().max().item<float>()),
-       ("max |std over features − 1| before γ, β", (normalised.pow(2).mean(new long[] { -1 }).sqrt() - 1).abs().max().item<float>()))
+       ("max |std over features − 1| before γ, β", (normalised.pow(2).mean(new long[] { -1 }).sqrt() - 1).abs().max().item<float>())));
+display(Agree("LayerNorm by hand equals nn.LayerNorm", MaxDiff(byHand, ln.forward(x))));
+Agree("before γ and β every position has mean 0 and std 1 (to ε)", Math.Max(normalised.mean(new long[] { -1 }).abs().max().item<float>(),
+    (normalised.pow(2).mean(new long[] { -1 }).sqrt() - 1).abs().max().item<float>()), 1e-4)
 
 // %% [markdown]
 // ## 2. Residual connections
@@ -88,7 +93,9 @@ Plot.Lines(Enumerable.Range(1, depth).Select(i => (double)i).ToList(),
     title: "Gradient norm reaching each layer's weights", xTitle: "layer (1 = closest to the input)", yTitle: "‖∂loss/∂W‖", logY: true)
 
 // %%
-$"first layer vs last layer gradient: plain {plain[0] / plain[^1]:E1}×, residual {withSkip[0] / withSkip[^1]:F2}×"
+display($"first layer vs last layer gradient: plain {plain[0] / plain[^1]:E1}×, residual {withSkip[0] / withSkip[^1]:F2}×");
+display(Claim.AtMost("without the skip the gradient shrinks by orders of magnitude (first / last layer)", plain[0] / plain[^1], full: 1e-2, quick: 1e-2));
+Claim.Between("with it every layer receives a gradient of the same order (first / last layer)", withSkip[0] / withSkip[^1], 0.1, 10, quick: (0.1, 10))
 
 // %% [markdown]
 // Without the skip the gradient shrinks by orders of magnitude on its way down; with it, every layer receives a gradient of the same order.
@@ -105,8 +112,10 @@ var seq = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), nn.Linear(4 * d, d));
 seq.load_state_dict(new Dictionary<string, Tensor> {
     ["0.weight"] = ffn.linear1.weight!, ["0.bias"] = ffn.linear1.bias!, ["2.weight"] = ffn.linear2.weight!, ["2.bias"] = ffn.linear2.bias! });
 var onePositionAtATime = cat(Enumerable.Range(0, 5).Select(t => ffn.forward(x[.., t..(t + 1)])).ToList(), 1);
-Checks(("max |FFN − nn.Sequential(Linear, ReLU, Linear)|", MaxDiff(ffn.forward(x), seq.forward(x))),
-       ("max |all positions at once − one position at a time|", MaxDiff(ffn.forward(x), onePositionAtATime)))
+display(Checks(("max |FFN − nn.Sequential(Linear, ReLU, Linear)|", MaxDiff(ffn.forward(x), seq.forward(x))),
+       ("max |all positions at once − one position at a time|", MaxDiff(ffn.forward(x), onePositionAtATime))));
+display(Agree("PositionwiseFeedForward equals nn.Sequential(Linear, ReLU, Linear)", MaxDiff(ffn.forward(x), seq.forward(x))));
+Agree("the FFN is position-wise", MaxDiff(ffn.forward(x), onePositionAtATime))
 
 // %% [markdown]
 // ## 4. The encoder layer
@@ -139,8 +148,10 @@ Tensor PreLN(TransformerEncoderLayer l, Tensor x)
     x = x + l.self_attn.SelfAttention(l.norm1.forward(x));
     return x + l.FeedForward(l.norm2.forward(x));
 }
-Checks(("post-LN: equations vs TransformerEncoderLayer", MaxDiff(PostLN(layer, src), layer.forward(src))),
-       ("pre-LN: equations vs TransformerEncoderLayer(normFirst: true)", MaxDiff(PreLN(preLayer, src), preLayer.forward(src))))
+display(Checks(("post-LN: equations vs TransformerEncoderLayer", MaxDiff(PostLN(layer, src), layer.forward(src))),
+       ("pre-LN: equations vs TransformerEncoderLayer(normFirst: true)", MaxDiff(PreLN(preLayer, src), preLayer.forward(src)))));
+display(Agree("the post-LN equations are TransformerEncoderLayer", MaxDiff(PostLN(layer, src), layer.forward(src))));
+Agree("the pre-LN equations are TransformerEncoderLayer(normFirst: true)", MaxDiff(PreLN(preLayer, src), preLayer.forward(src)))
 
 // %% [markdown]
 // Now against independent implementations. TorchSharp's `nn.TransformerEncoderLayer` is libtorch's C++ module (post-LN, sequence-first `[T, B, E]`, no `norm_first` option); it loads our `state_dict` as is. For pre-LN we use tensors computed by PyTorch's `nn.TransformerEncoderLayer(norm_first=True)`, stored with the unit tests (`tests/Workbook.Tests/Fixtures/golden`).
@@ -157,76 +168,107 @@ var goldenLayer = new TransformerEncoderLayer(16, 4, 32, dropout: 0.0, normFirst
 goldenLayer.load_state_dict(golden.Where(kv => !kv.Key.StartsWith("input.") && !kv.Key.StartsWith("expected.")).ToDictionary(kv => kv.Key, kv => kv.Value));
 goldenLayer.eval();
 var gsrc = golden["input.src"];
-Checks(("post-LN vs TorchSharp nn.TransformerEncoderLayer", MaxDiff(viaTorchSharp, layer.forward(src))),
-       ("post-LN, causal mask, vs TorchSharp", MaxDiff(viaTorchSharpCausal, layer.forward(src, null, null, isCausal: true))),
-       ("pre-LN vs PyTorch (norm_first=True)", MaxDiff(golden["expected.none.out"], goldenLayer.forward(gsrc))),
-       ("pre-LN, key padding, vs PyTorch", MaxDiff(golden["expected.key_padding.out"], goldenLayer.forward(gsrc, null, golden["input.src_key_padding_mask"].to(ScalarType.Bool)))))
+var independent = new[] {
+    ("post-LN vs TorchSharp nn.TransformerEncoderLayer", MaxDiff(viaTorchSharp, layer.forward(src))),
+    ("post-LN, causal mask, vs TorchSharp", MaxDiff(viaTorchSharpCausal, layer.forward(src, null, null, isCausal: true))),
+    ("pre-LN vs PyTorch (norm_first=True)", MaxDiff(golden["expected.none.out"], goldenLayer.forward(gsrc))),
+    ("pre-LN, key padding, vs PyTorch", MaxDiff(golden["expected.key_padding.out"], goldenLayer.forward(gsrc, null, golden["input.src_key_padding_mask"].to(ScalarType.Bool)))) };
+display(Checks(independent));
+Agree("our encoder layers equal TorchSharp's and PyTorch's (largest of the four)", independent.Max(c => c.Item2))
 
 // %% [markdown]
-// ### Two wrong versions, and what goes wrong
+// ### The source articles' encoder, and what goes wrong
 //
-// The seed text this series grew from wrote the encoder as a **sum of two LayerNorms** and the residual as **`x = x + x`**. Both look harmless on paper; the numbers say otherwise.
+// The source articles write the encoder layer as
 //
-// **(a) Sum of two LayerNorms**, read literally: $\mathrm{LN}_1(x + \mathrm{MultiHead}(x)) + \mathrm{LN}_2(x + \mathrm{FFN}(x))$. The two sub-layers now run *in parallel* on the same input, so the FFN never sees what attention gathered, and the output is a sum of two normalised vectors, so it is no longer normalised.
+// `Encoder(X) = LayerNorm(X + MHSA(X,X,X)) + LayerNorm(X + FFN(MHSA(X,X,X)))`,
 //
-// **(b) `x = x + x`.** A tensor added to itself is just $2x$; one of the two paths of the residual is lost, whichever value `x` holds at that point:
-// * if `x` is still the layer's input, the sub-layer's output is thrown away: $\mathrm{LN}(2x) = \mathrm{LN}(x)$ (LayerNorm ignores scale), and the "layer" never looks at other tokens;
-// * if `x` already holds the sub-layer's output, the skip path is gone: $\mathrm{LN}(2F(x)) = \mathrm{LN}(F(x))$, a plain deep network, with the gradient problem of section 2.
+// that is $\mathrm{LN}(X + \mathrm{MHSA}(X)) + \mathrm{LN}(X + \mathrm{FFN}(\mathrm{MHSA}(X)))$: a **sum** of two LayerNorms, and an FFN applied to the **raw** attention output. Two things change against the paper's layer. The sum of two normalised vectors is not normalised, so the next layer receives an input of a different size. And the FFN no longer reads $\mathrm{LN}(x + \mathrm{MHSA}(x))$, the token *plus* what attention gathered for it, but only what attention gathered, a weighted average over all tokens. The FFN is the part that transforms each token; in this version it barely sees the token it is transforming. We compute the formula as written, with the same weights as the real layer, and measure both effects: how much the FFN's input at position 0 moves when token 0 itself changes, and when token 5 changes.
 
-// %%
-Tensor SumOfTwoNorms(TransformerEncoderLayer l, Tensor x) =>
-    l.norm1.forward(x + l.self_attn.SelfAttention(x)) + l.norm2.forward(x + l.FeedForward(x));
-Tensor DroppedSublayer(TransformerEncoderLayer l, Tensor x)     // x = x + x with x the input
+// %% tags=["errata-2-article"]
+Tensor ArticleEncoder(TransformerEncoderLayer l, Tensor x)       // LN(X + MHSA(X)) + LN(X + FFN(MHSA(X))), as written
 {
-    x = l.norm1.forward(x + x);
-    return l.norm2.forward(x + x);
+    var attended = l.self_attn.SelfAttention(x);
+    return l.norm1.forward(x + attended) + l.norm2.forward(x + l.FeedForward(attended));
 }
-Tensor DroppedSkip(TransformerEncoderLayer l, Tensor x)         // x = x + x with x = Sublayer(x)
+var ownChanged = src.clone(); ownChanged[.., 0] = randn(3, dModel);       // token 0 replaced
+var otherChanged = src.clone(); otherChanged[.., 5] = randn(3, dModel);   // token 5 replaced
+double React(Func<Tensor, Tensor> f, Tensor changedInput) => MaxDiff(f(src)[.., 0], f(changedInput)[.., 0]);
+double Rms(Tensor t) => t.pow(2).mean().sqrt().item<float>();
+// One column of measurements for an encoder layer and the tensor its FFN reads.
+double[] EncoderFacts(Func<Tensor, Tensor> encoder, Func<Tensor, Tensor> ffnInput) => new[]
 {
-    x = l.self_attn.SelfAttention(x); x = l.norm1.forward(x + x);
-    x = l.FeedForward(x); return l.norm2.forward(x + x);
-}
-// Does the output at position 0 react to a change of the token at position 5?
-var changed = src.clone();
-changed[.., 5] = randn(3, dModel);
-double Mixing(Func<Tensor, Tensor> f) => MaxDiff(f(src)[.., 0], f(changed)[.., 0]);
-// Does the FFN branch react to other tokens? In (a) it reads x directly; in the real layer it reads the attention result.
-double FfnMixing(Func<Tensor, Tensor> ffnInput) => MaxDiff(layer.FeedForward(ffnInput(src))[.., 0], layer.FeedForward(ffnInput(changed))[.., 0]);
-var table = new DataFrame(
-    new StringDataFrameColumn("encoder layer", new[] { "correct (post-LN)", "(a) sum of two LayerNorms", "(b1) x = x + x, sub-layer dropped", "(b2) x = x + x, skip dropped" }),
-    new DoubleDataFrameColumn("max |diff| from correct", new[] { 0, MaxDiff(SumOfTwoNorms(layer, src), layer.forward(src)),
-        MaxDiff(DroppedSublayer(layer, src), layer.forward(src)), MaxDiff(DroppedSkip(layer, src), layer.forward(src)) }),
-    new DoubleDataFrameColumn("position 0 reacts to token 5", new[] { Mixing(layer.forward), Mixing(t => SumOfTwoNorms(layer, t)),
-        Mixing(t => DroppedSublayer(layer, t)), Mixing(t => DroppedSkip(layer, t)) }),
-    new DoubleDataFrameColumn("FFN input reacts to token 5", new[] { FfnMixing(t => layer.norm1.forward(t + layer.self_attn.SelfAttention(t))),
-        FfnMixing(t => t), double.NaN, double.NaN }),
-    new DoubleDataFrameColumn("output RMS per position", new[] { layer.forward(src), SumOfTwoNorms(layer, src), DroppedSublayer(layer, src), DroppedSkip(layer, src) }
-        .Select(o => (double)o.pow(2).mean().sqrt().item<float>())));
-table
+    MaxDiff(encoder(src), layer.forward(src)), Rms(encoder(src)),
+    React(ffnInput, ownChanged), React(ffnInput, otherChanged), React(ffnInput, ownChanged) / React(ffnInput, otherChanged),
+};
+string[] encoderFactNames = { "max |diff| from the paper's layer", "output RMS", "FFN input at position 0 moves when token 0 changes",
+    "… when token 5 changes", "ratio: own token / other token" };
+var articleFacts = EncoderFacts(t => ArticleEncoder(layer, t), t => layer.self_attn.SelfAttention(t));
+display(new DataFrame(new StringDataFrameColumn("the articles' encoder", encoderFactNames), new DoubleDataFrameColumn("value", articleFacts)));
+display(Claim.AtLeast("the articles' encoder is a different function from the paper's", articleFacts[0], full: 0.5, quick: 0.5));
+display(Claim.AtLeast("its output is not normalised (RMS well above a LayerNorm's ≈ 1)", articleFacts[1], full: 1.3, quick: 1.3));
+Claim.AtMost("its FFN hears token 0 hardly more than token 5 (own / other)", articleFacts[4], full: 3, quick: 3)
 
 // %% [markdown]
-// Reading the table: (a) differs from the real layer by order 1, its FFN branch is blind to the other tokens (0), and its output has a larger RMS than a LayerNorm output; (b1) does not react to other tokens at all — it is a per-token function and attention is dead code; (b2) mixes tokens but has no skip path. For (b2) the damage shows in depth: stacks of 12 layers, the gradient reaching the input, and how much of the input survives to the output (cosine similarity):
+// The paper's layer runs the two sub-layers **in sequence**, $h = \mathrm{LN}_1(x + \mathrm{MHSA}(x))$, then $\mathrm{LN}_2(h + \mathrm{FFN}(h))$: the FFN reads the token with what attention added to it, and the output is one LayerNorm's output.
 
-// %%
+// %% tags=["errata-2-correct"]
+var paperFacts = EncoderFacts(t => PostLN(layer, t), t => layer.norm1.forward(t + layer.self_attn.SelfAttention(t)));
+display(new DataFrame(new StringDataFrameColumn("encoder layer", encoderFactNames),
+    new DoubleDataFrameColumn("the articles' formula", articleFacts), new DoubleDataFrameColumn("the paper's layer (post-LN)", paperFacts)));
+display(Claim.AtMost("the paper's equations are TransformerEncoderLayer", paperFacts[0], full: 1e-5, quick: 1e-5));
+display(Claim.AtMost("the paper's layer outputs one LayerNorm's scale (RMS)", paperFacts[1], full: 1.2, quick: 1.2));
+Claim.AtLeast("the paper's FFN reads its own token far more than token 5 (own / other)", paperFacts[4], full: 3, quick: 3)
+
+// %% [markdown]
+// The source articles' pseudo-code for the same layer goes wrong differently:
+//
+// `x = self_attn(x); x = dropout(x); x = x + x; x = fc(x)`
+//
+// A tensor added to itself is $2x$: after the first line `x` already holds the attention output, so `x + x` doubles it and the layer's input is gone. There is no LayerNorm, and `fc` has no residual either. Each layer is then $\mathrm{FFN}(2\,\mathrm{MHSA}(x))$, a plain deep network with the gradient problem of section 2. The damage shows in depth: a stack of 12 layers, the gradient reaching the input, how much of the input survives to the output (cosine similarity), and the size of the output.
+
+// %% tags=["errata-4-article"]
+Tensor ArticlePseudoCode(TransformerEncoderLayer l, Tensor x)   // dropout is the identity in eval mode
+{
+    x = l.self_attn.SelfAttention(x);   // x = self_attn(x)
+    x = x + x;                          // x = x + x: twice the attention output
+    return l.FeedForward(x);            // x = fc(x): no residual, no LayerNorm
+}
 var stack = Enumerable.Range(0, 12).Select(_ => new TransformerEncoderLayer(dModel, numHeads, dFF, dropout: 0.0)).ToList();
 foreach (var l in stack) l.eval();
 var direction = randn(src.shape);         // loss = ⟨output, fixed random direction⟩ (‖LN output‖ is constant, so not ‖output‖²)
-(double Grad, double Cosine) Probe(Func<TransformerEncoderLayer, Tensor, Tensor> layerFn)
+(double Grad, double Cosine, double Rms) Probe(Func<TransformerEncoderLayer, Tensor, Tensor> layerFn)
 {
     var input = src.detach().clone().requires_grad_(true);
     var h = input;
     foreach (var l in stack) h = layerFn(l, h);
     (h * direction).sum().backward();
-    return (input.grad!.norm().item<float>(), nn.functional.cosine_similarity(h.reshape(-1, dModel), src.reshape(-1, dModel)).mean().item<float>());
+    return (input.grad!.norm().item<float>(), nn.functional.cosine_similarity(h.reshape(-1, dModel), src.reshape(-1, dModel)).mean().item<float>(), Rms(h));
 }
-var probes = new[] { ("correct post-LN", Probe(PostLN)), ("correct pre-LN", Probe(PreLN)), ("(b2) skip dropped", Probe(DroppedSkip)) };
-new DataFrame(
-    new StringDataFrameColumn("12-layer stack", probes.Select(p => p.Item1)),
-    new DoubleDataFrameColumn("‖∂loss/∂input‖", probes.Select(p => p.Item2.Grad)),
-    new DoubleDataFrameColumn("cosine(input, output)", probes.Select(p => p.Item2.Cosine)))
+var articleProbe = Probe(ArticlePseudoCode);
+display($"12 layers of the articles' pseudo-code: ‖∂loss/∂input‖ = {articleProbe.Grad:G3}, cosine(input, output) = {articleProbe.Cosine:F3}, output RMS = {articleProbe.Rms:G3}");
+display(Claim.AtMost("after 12 such layers the output has forgotten the input (|cosine|)", Math.Abs(articleProbe.Cosine), full: 0.2, quick: 0.2));
+Claim.AtMost("… and almost no gradient reaches the input", articleProbe.Grad, full: 1e-4, quick: 1e-4)
 
 // %% [markdown]
-// With the skip path the input is still recognisable after 12 layers (cosine 0.36 post-LN, 0.52 pre-LN); without it the output has forgotten the input (cosine ≈ 0.03) and the gradient reaching the input is several times smaller than in either correct stack. The correct equations are the ones `TransformerEncoderLayer` implements and the checks above verify.
+// The correct code keeps both paths of each residual and normalises after each sum (post-LN, as `TransformerEncoderLayer` does):
+//
+// `x = norm1(x + dropout(self_attn(x)))`, then `x = norm2(x + dropout(ffn(x)))`.
+
+// %% tags=["errata-4-correct"]
+var probes = new[] { ("the paper's post-LN", Probe(PostLN)), ("pre-LN", Probe(PreLN)), ("the articles' pseudo-code", articleProbe) };
+display(new DataFrame(
+    new StringDataFrameColumn("12-layer stack", probes.Select(p => p.Item1)),
+    new DoubleDataFrameColumn("‖∂loss/∂input‖", probes.Select(p => p.Item2.Grad)),
+    new DoubleDataFrameColumn("cosine(input, output)", probes.Select(p => p.Item2.Cosine)),
+    new DoubleDataFrameColumn("output RMS", probes.Select(p => p.Item2.Rms))));
+double weakerGradient = Math.Min(probes[0].Item2.Grad, probes[1].Item2.Grad);
+display(Claim.AtLeast("with the skip paths the input is still recognisable after 12 layers (post-LN cosine)", probes[0].Item2.Cosine, full: 0.2, quick: 0.2));
+display(Claim.AtLeast("… and with pre-LN (cosine)", probes[1].Item2.Cosine, full: 0.2, quick: 0.2));
+Claim.AtLeast("the gradient reaching the input is orders of magnitude larger in either correct stack than in the pseudo-code's (ratio)", weakerGradient / articleProbe.Grad, full: 1e3, quick: 1e3)
+
+// %% [markdown]
+// With the skip paths the input is still recognisable after 12 layers; without them the output has forgotten it, shrinks layer after layer, and the gradient that reaches the input has all but vanished (the claims above give the measured values). The correct equations are the ones `TransformerEncoderLayer` implements and the checks above verify.
 //
 // ## 5. The decoder layer
 //
@@ -256,10 +298,46 @@ goldenDec.eval();
 var tgt2 = tgt.clone();
 tgt2[.., 3] = randn(3, dModel);
 var ours2 = dec.forward(tgt2, memory, null, tgtIsCausal: true);
-Checks(("ours vs TorchSharp nn.TransformerDecoderLayer (causal)", MaxDiff(viaTs, ours)),
+display(Checks(("ours vs TorchSharp nn.TransformerDecoderLayer (causal)", MaxDiff(viaTs, ours)),
        ("ours vs PyTorch golden (causal)", MaxDiff(gdec["expected.causal.out"], goldenDec.forward(gdec["input.tgt"], gdec["input.memory"], null, tgtIsCausal: true))),
        ("positions 0–2 after changing target token 3", MaxDiff(ours[.., ..3], ours2[.., ..3])),
-       ("positions 3–5 after changing target token 3", MaxDiff(ours[.., 3..], ours2[.., 3..])))
+       ("positions 3–5 after changing target token 3", MaxDiff(ours[.., 3..], ours2[.., 3..]))));
+display(Agree("our decoder layer equals TorchSharp's", MaxDiff(viaTs, ours)));
+display(Agree("… and PyTorch's", MaxDiff(gdec["expected.causal.out"], goldenDec.forward(gdec["input.tgt"], gdec["input.memory"], null, tgtIsCausal: true))));
+Claim.Close("changing target token 3 leaves positions 0–2 exactly unchanged", MaxDiff(ours[.., ..3], ours2[.., ..3]), 0, 0)
+
+// %% [markdown]
+// ### The source articles' decoder
+//
+// The source articles write the decoder, too, as a **sum** of three LayerNorm terms (masked self-attention, cross-attention, FFN, each added to X and normalised), and let the cross-attention attend to `Encoder(X)`, the encoder applied to the decoder's **own** input X. We compute it with the same weights, the FFN term on X, and `Encoder` the encoder layer of section 4. Two measurements decide it: does the output react to the source sentence at all, and does position 0–2 see target token 3?
+
+// %% tags=["errata-3-article"]
+Tensor ArticleDecoder(TransformerDecoderLayer l, Tensor x, Tensor source)   // source is accepted and never read: the formula has no place for it
+{
+    var encoded = layer.forward(x);                                          // Encoder(X) of the decoder's own input
+    return l.norm1.forward(x + l.self_attn.SelfAttention(x, isCausal: true))
+         + l.norm2.forward(x + l.multihead_attn.forward(x, encoded, encoded, needWeights: false).Output)
+         + l.norm3.forward(x + l.FeedForward(x));
+}
+var otherSource = randn(3, 9, dModel);
+double SourceReaction(Func<Tensor, Tensor, Tensor> decoder) => MaxDiff(decoder(tgt, memory), decoder(tgt, otherSource));
+double FutureLeak(Func<Tensor, Tensor, Tensor> decoder) => MaxDiff(decoder(tgt, memory)[.., ..3], decoder(tgt2, memory)[.., ..3]);
+var articleDecoder = (Func<Tensor, Tensor, Tensor>)((t, m) => ArticleDecoder(dec, t, m));
+display($"the articles' decoder: output moves by {SourceReaction(articleDecoder):G3} when the whole source sentence changes; positions 0–2 move by {FutureLeak(articleDecoder):G3} when target token 3 changes");
+display(Claim.Close("the articles' decoder never reads the source sentence", SourceReaction(articleDecoder), 0, 0));
+Claim.AtLeast("its positions 0–2 see target token 3 (Encoder(X) is not causal)", FutureLeak(articleDecoder), full: 1e-2, quick: 1e-2)
+
+// %% [markdown]
+// A translation that does not depend on the sentence being translated cannot be learnt, and a decoder that sees the next target token learns to copy it in training and has nothing to copy at inference. The paper's decoder runs its three sub-layers **in sequence**, each with its residual and norm, and its cross-attention reads the encoder output of the **source** sequence:
+
+// %% tags=["errata-3-correct"]
+var paperDecoder = (Func<Tensor, Tensor, Tensor>)((t, m) => dec.forward(t, m, null, tgtIsCausal: true));
+display(new DataFrame(
+    new StringDataFrameColumn("decoder layer", new[] { "the articles' sum of three LayerNorms", "the paper's three sub-layers in sequence" }),
+    new DoubleDataFrameColumn("output moves when the source changes", new[] { SourceReaction(articleDecoder), SourceReaction(paperDecoder) }),
+    new DoubleDataFrameColumn("positions 0–2 move when target token 3 changes", new[] { FutureLeak(articleDecoder), FutureLeak(paperDecoder) })));
+display(Claim.AtLeast("the paper's decoder reads the source sentence", SourceReaction(paperDecoder), full: 1e-2, quick: 1e-2));
+Claim.Close("the paper's decoder does not see the future", FutureLeak(paperDecoder), 0, 0)
 
 // %% [markdown]
 // ## 6. The whole model
@@ -275,11 +353,14 @@ var config = new TransformerConfig(DigitSequenceTask.SourceVocabSize, DigitSeque
 var model = new EncoderDecoderTransformer(config);
 var tied = new EncoderDecoderTransformer(config with { TieOutputWeights = true });
 long Count(nn.Module m) => m.parameters().Sum(p => p.numel());
-new DataFrame(
+double embStd = model.src_embed.weight!.std().item<float>(), peStd = SinusoidalPositionalEncoding.Table(16, 64).std().item<float>();
+display(new DataFrame(
     new StringDataFrameColumn("quantity", new[] { "std of embedding entries", "… × √d_model", "std of positional-encoding entries",
         "parameters", "parameters with tied output weights" }),
-    new DoubleDataFrameColumn("value", new double[] { model.src_embed.weight!.std().item<float>(), model.src_embed.weight!.std().item<float>() * Math.Sqrt(64),
-        SinusoidalPositionalEncoding.Table(16, 64).std().item<float>(), Count(model), Count(tied) }))
+    new DoubleDataFrameColumn("value", new double[] { embStd, embStd * Math.Sqrt(64), peStd, Count(model), Count(tied) })));
+display(Claim.Between("embeddings start with std 1/√d_model (× √d_model)", embStd * Math.Sqrt(64), 0.9, 1.1, quick: (0.9, 1.1)));
+display(Claim.Between("after the scale, token and position are of the same size (std ratio)", embStd * Math.Sqrt(64) / peStd, 0.5, 2, quick: (0.5, 2)));
+Claim.Close("tying saves 845 parameters here", Count(model) - Count(tied), 845, 0)
 
 // %% [markdown]
 // Tying (§3.4 of the paper) reuses the target embedding matrix $E$ as the output projection, logits $= h E^\top$: the output layer's $V \times d$ weights (and bias) disappear. It matters for large vocabularies; here it saves 845 parameters.
@@ -334,12 +415,13 @@ Plot.Curves(new[] { ("training loss", (IReadOnlyList<double>)losses) }, title: "
 
 // %%
 var finalAccuracy = ExactOnTest(1000);
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("result", new[] { "profile", "training steps", "exact-sequence accuracy, 1,000 held-out sequences", "training wall time (s)", "training CPU time (s)", "threads" }),
-    new StringDataFrameColumn("value", new[] { Notebook.Profile.ToString(), steps.ToString(), $"{finalAccuracy:P1}", $"{trainSeconds:F1}", $"{cpuSeconds:F1}", torch.get_num_threads().ToString() }))
+    new StringDataFrameColumn("value", new[] { Notebook.Profile.ToString(), steps.ToString(), $"{finalAccuracy:P1}", $"{trainSeconds:F1}", $"{cpuSeconds:F1}", torch.get_num_threads().ToString() })));
+Claim.AtLeast("the model reverses ≥ 99 % of the 1,000 held-out sequences exactly", finalAccuracy, full: 0.99, quick: 0.9)
 
 // %% [markdown]
-// **The claim is about the Full profile** (800 steps): there the model reverses ≥ 99% of the 1,000 unseen sequences exactly, training in well under a minute on 2 CPU cores. The Quick profile (CI) trains only 300 steps to keep the series fast, and its accuracy is correspondingly lower; the table says which profile produced it. (Wall time also depends on what else the machine is doing; CPU time is the more stable measure of the work.)
+// **The claim is about the Full profile** (800 steps): there the model reverses ≥ 99% of the 1,000 unseen sequences exactly; the guard above fails the run if it does not. The Quick profile (CI) trains only 300 steps to keep the series fast, and its accuracy is correspondingly lower (its guard checks a lower bar); the table says which profile produced it. (Wall time also depends on what else the machine is doing; CPU time is the more stable measure of the work.)
 
 // %%
 Plot.Line(checkpoints.Select(c => (double)c.Step).ToList(), checkpoints.Select(c => c.Accuracy * 100).ToList(), "held-out accuracy",
@@ -410,7 +492,10 @@ Plot.GroupedBars(headRows.Select(r => r.Name).ToList(), new[] { ("on n − 1 −
 
 // %%
 var best = headRows.MaxBy(r => r.Mass);
-$"most focused head: {best.Name}, {best.Mass:P0} of its weight on the mirrored position, {best.Near:P0} within ±1 of it"
+double uniformShare = lengths.Average(n => 1.0 / n);
+display($"most focused head: {best.Name}, {best.Mass:P0} of its weight on the mirrored position, {best.Near:P0} within ±1 of it; uniform attention would put {uniformShare:P0} on it");
+display(Claim.Between("uniform attention over 3–10 positions would give about 0.15 on one position", uniformShare, 0.12, 0.18, quick: (0.12, 0.18)));
+Claim.AtLeast("the most focused head attends to the mirrored position: an anti-diagonal (its weight there / the uniform share)", best.Mass / uniformShare, full: 2.5, quick: 2)
 
 // %% [markdown]
 // ## What went into the library

@@ -18,10 +18,12 @@
 // 1. activation functions and their derivatives, checked by autograd;
 // 2. loss functions with worked numbers;
 // 3. gradient descent by hand on a linear regression, and what the learning rate does;
-// 4. backpropagation by hand for one neuron, checked equal to autograd;
+// 4. backpropagation by hand for one neuron and for two layers, checked equal to autograd and to finite differences;
 // 5. SGD, momentum and Adam written from scratch, each checked step for step against TorchSharp's optimizer;
 // 6. a real run: an MLP on Fashion-MNIST with the library's `Trainer`, live progress, curves and test accuracy;
 // 7. a checkpoint, a simulated crash, a resume, and the proof that the resumed run is the same run.
+//
+// Along the way, every worked example of the source articles on these topics is computed as they wrote it, then corrected: a sign, a missing ½, a gradient step in the wrong direction, an optimizer formula that never converges to the right step size. Where they are right, the notebook says so.
 
 // %%
 #r "nuget: Workbook, 0.1.0"
@@ -90,17 +92,51 @@ var activationCheck = activations.Select(a =>
     y.sum().backward();
     return (a.Name, F: (a.F(z) - y.detach()).abs().max().item<double>(), DF: (a.DF(z) - zg.grad!).abs().max().item<double>());
 }).ToList();
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("activation", activationCheck.Select(c => c.Name)),
     new DoubleDataFrameColumn("max |f − TorchSharp|", activationCheck.Select(c => c.F)),
-    new DoubleDataFrameColumn("max |f′ by hand − autograd|", activationCheck.Select(c => c.DF)))
+    new DoubleDataFrameColumn("max |f′ by hand − autograd|", activationCheck.Select(c => c.DF))));
+Claim.AtMost("every hand-written f and f′ equals TorchSharp's (float64 rounding)", activationCheck.Max(c => Math.Max(c.F, c.DF)), full: 1e-12, quick: 1e-12)
 
 // %% [markdown]
 // The derivative chart explains why deep networks moved away from sigmoid: σ′ is at most **0.25**, so a gradient flowing back through 10 sigmoid layers is scaled by at most 0.25¹⁰ ≈ 1e-6 (the *vanishing gradient*). ReLU and GELU pass gradients through with slope ≈ 1 for positive inputs.
 
 // %%
 var sigmoidSlope = Values(activations[0].DF(z)).Max();
-$"max σ′ = {sigmoidSlope:F4}; through 10 layers at most {Math.Pow(sigmoidSlope, 10):E1}"
+display($"max σ′ = {sigmoidSlope:F4}; through 10 layers at most {Math.Pow(sigmoidSlope, 10):E1}");
+display(Claim.Close("σ′ is at most 0.25", sigmoidSlope, 0.25, 1e-6));
+Claim.Between("through 10 sigmoid layers a gradient is scaled by at most ≈ 1e-6", Math.Pow(sigmoidSlope, 10), 0.5e-6, 1.5e-6, quick: (0.5e-6, 1.5e-6))
+
+// %% [markdown]
+// **tanh.** The source articles recommend tanh because it "helps gradients flow and avoids vanishing gradients". Its slope at 0 is 1, four times the sigmoid's, but it saturates just the same: tanh(z) = 2σ(2z) − 1 is a sigmoid stretched and shifted, so tanh′(z) = 4σ′(2z) falls off exactly as fast, and a gradient through a few saturated tanh units vanishes as surely:
+
+// %% tags=["errata-14-article"]
+double TanhSlope(double v) => 1 - Math.Tanh(v) * Math.Tanh(v);
+double SigmoidSlope(double v) { var sv = 1 / (1 + Math.Exp(-v)); return sv * (1 - sv); }
+var zSat = new[] { 0.0, 1.0, 2.0, 3.0, 4.0 };
+display(new DataFrame(
+    new DoubleDataFrameColumn("z", zSat),
+    new DoubleDataFrameColumn("tanh′(z)", zSat.Select(TanhSlope)),
+    new DoubleDataFrameColumn("4 σ′(2z)", zSat.Select(v => 4 * SigmoidSlope(2 * v))),
+    new DoubleDataFrameColumn("tanh′(z)¹⁰: through 10 units at this z", zSat.Select(v => Math.Pow(TanhSlope(v), 10)))));
+display(Claim.Close("tanh′(4) = 0.00134: tanh saturates too", TanhSlope(4), 0.00134, 5e-6));
+Claim.AtMost("tanh′(z) = 4σ′(2z): the sigmoid's saturation, rescaled", zSat.Max(v => Math.Abs(TanhSlope(v) - 4 * SigmoidSlope(2 * v))), full: 1e-12, quick: 1e-12)
+
+// %% [markdown]
+// What tanh really has over the sigmoid is a **zero-centred output**. A sigmoid layer's outputs are all positive, so the gradient of every weight *into* the next neuron, δ·aⱼ, has the sign of δ for all j at once: for one sample, all its incoming weights can only move up together or down together, and reaching a mixed update takes a zig-zag over many steps. tanh outputs have both signs:
+
+// %% tags=["errata-14-correct"]
+var pre = torch.randn(new long[] { 1000, 64 }, dtype: float64);               // pre-activations of a 64-unit layer, 1,000 samples
+double MeanOutput(Tensor a) => a.mean().item<double>();
+// One sample's gradient for the 64 weights into a next-layer neuron is δ · a: all of one sign exactly when all 64 a's share a sign.
+double OneSignShare(Tensor a) => (a.gt(0).sum(1).eq(64) | a.lt(0).sum(1).eq(64)).to(float64).mean().item<double>();
+var (sigOut, tanhOut) = (torch.sigmoid(pre), torch.tanh(pre));
+display(new DataFrame(
+    new StringDataFrameColumn("64-unit layer, z ~ N(0, 1)", new[] { "sigmoid", "tanh" }),
+    new DoubleDataFrameColumn("mean output", new[] { MeanOutput(sigOut), MeanOutput(tanhOut) }),
+    new DoubleDataFrameColumn("share of samples whose 64 next-layer weight gradients all have one sign", new[] { OneSignShare(sigOut), OneSignShare(tanhOut) })));
+display(Claim.Close("after a sigmoid every next-layer weight gradient of a sample has one sign", OneSignShare(sigOut), 1, 0));
+Claim.AtMost("tanh's output is centred at 0", Math.Abs(MeanOutput(tanhOut)), full: 0.02, quick: 0.02)
 
 // %% [markdown]
 // ## 2. Loss functions, with worked numbers
@@ -119,26 +155,72 @@ $"max σ′ = {sigmoidSlope:F4}; through 10 layers at most {Math.Pow(sigmoidSlop
 // %%
 var mseByHand = (0.25 + 0.25 + 0 + 1) / 4;
 var mseTorch = Losses.Mse(torch.tensor(new[] { 2.5, 0.0, 2.0, 8.0 }), torch.tensor(new[] { 3.0, -0.5, 2.0, 7.0 })).item<double>();
-$"MSE by hand {mseByHand}, TorchSharp {mseTorch}"
+display($"MSE by hand {mseByHand}, TorchSharp {mseTorch}");
+Claim.Close("the MSE is 0.375", mseTorch, 0.375, 1e-12)
+
+// %% [markdown]
+// The source articles' MSE example has 10 samples whose every difference ŷ − y is 0.05, and reports **MSE = 0.025**:
+
+// %% tags=["errata-10-article"]
+var differences = Enumerable.Repeat(0.05, 10).ToArray();
+var sumOfSquares = differences.Sum(e => e * e);
+display($"the articles' value 0.025; Σ (ŷ − y)² = {sumOfSquares:G4}; mean (ŷ − y)² = {sumOfSquares / differences.Length:G4}");
+Claim.Close("the articles' 0.025 is the sum of the squares, not their mean", sumOfSquares, 0.025, 1e-12)
+
+// %% [markdown]
+// The mean of ten equal squares is one square: 0.05² = **0.0025**. (0.025 is the sum: the articles forgot to divide by N.)
+
+// %% tags=["errata-10-correct"]
+var mseTen = Losses.Mse(torch.full(new long[] { 10 }, 1.05, dtype: float64), torch.ones(10, dtype: float64)).item<double>();
+display($"MSE of ten differences of 0.05: by hand 0.05² = {0.05 * 0.05:G4}, TorchSharp {mseTen:G4}");
+Claim.Close("the MSE is 0.0025", mseTen, 0.0025, 1e-12)
 
 // %% [markdown]
 // **Cross-entropy.** y = [1, 0] (the first class is right), ŷ = [0.8, 0.2]: only the true class's term survives,
 //
 // CE = −(1 · log 0.8 + 0 · log 0.2) = −log 0.8 = −(−0.2231) = **+0.2231**.
 //
-// The seed text of this chapter wrote `−log(0.8) ≈ −0.223`, dropping a sign: log 0.8 is negative (0.8 < 1), so −log 0.8 is *positive*. A cross-entropy is never negative, because a probability is at most 1 and so −log ŷ ≥ 0; it is 0 only for a perfectly confident right answer. A negative loss would be a bug, and a model could not "do better than perfect" to reach it.
+// The source articles write `CE = −log(0.8) ≈ −0.223`, dropping a sign. The number they give is log 0.8 itself:
+
+// %% tags=["errata-6-article"]
+display($"log 0.8 = {Math.Log(0.8):F4}: the articles' −0.223 is the log, not its negative");
+Claim.Close("the articles' −0.223 is log 0.8", Math.Log(0.8), -0.223, 5e-4)
+
+// %% [markdown]
+// log 0.8 is negative (0.8 < 1), so −log 0.8 is *positive*. A cross-entropy is never negative, because a probability is at most 1 and so −log ŷ ≥ 0; it is 0 only for a perfectly confident right answer. A negative loss would be a bug, and a model could not "do better than perfect" to reach it.
 //
 // TorchSharp's `cross_entropy` takes **logits** (unnormalised log-probabilities) and applies the softmax itself. Passing log ŷ as the logits gives the same number, since softmax(log ŷ) = ŷ when ŷ sums to 1:
 
-// %%
+// %% tags=["errata-6-correct"]
 var ceByHand = -(1 * Math.Log(0.8) + 0 * Math.Log(0.2));
 var ceTorch = Losses.CrossEntropy(torch.tensor(new[] { Math.Log(0.8), Math.Log(0.2) }).unsqueeze(0), torch.tensor(new long[] { 0 })).item<double>();
-$"log 0.8 = {Math.Log(0.8):F4};  CE = −log 0.8 = {ceByHand:F4};  TorchSharp: {ceTorch:F4}"
+display($"log 0.8 = {Math.Log(0.8):F4};  CE = −log 0.8 = {ceByHand:F4};  TorchSharp: {ceTorch:F4}");
+Claim.Close("CE = +0.2231", ceTorch, 0.2231, 5e-5)
 
 // %%
 // How the cross-entropy grows as the probability of the right class falls: never negative, unbounded near 0.
 var pTrue = new[] { 0.99, 0.9, 0.8, 0.5, 0.2, 0.05, 0.01 };
 new DataFrame(new DoubleDataFrameColumn("ŷ of the true class", pTrue), new DoubleDataFrameColumn("CE = −ln ŷ", pTrue.Select(p => -Math.Log(p))))
+
+// %% [markdown]
+// **A soft target.** When y itself is a distribution, CE = −Σ_c y_c log ŷ_c, summed over the classes. The source articles' example: y = [0.8, 0.2], ŷ = [0.6, 0.4], with `CE = −½[0.8 log 0.6 + 0.2 log 0.4] ≈ 0.193`. Their own formula does not give their number, in any base of the logarithm:
+
+// %% tags=["errata-11-article"]
+double HalfCe(Func<double, double> log) => -0.5 * (0.8 * log(0.6) + 0.2 * log(0.4));
+var halfCe = new[] { ("natural log (nats)", HalfCe(Math.Log)), ("log₂ (bits)", HalfCe(Math.Log2)), ("log₁₀", HalfCe(Math.Log10)) };
+display(new DataFrame(new StringDataFrameColumn("the articles' −½[0.8 log 0.6 + 0.2 log 0.4]", halfCe.Select(h => h.Item1)),
+    new DoubleDataFrameColumn("value", halfCe.Select(h => h.Item2))));
+Claim.AtLeast("no log base gives the articles' 0.193 (closest distance)", halfCe.Min(h => Math.Abs(h.Item2 - 0.193)), full: 0.05, quick: 0.05)
+
+// %% [markdown]
+// With their own ½ the value is **0.2960** nats. The ½ is itself wrong: it averages over the two *classes*, but the cross-entropy of one sample sums over its classes (an average belongs over *samples*). For one sample, CE = **0.5919** nats. TorchSharp's `cross_entropy` accepts class probabilities as the target and agrees:
+
+// %% tags=["errata-11-correct"]
+var softCeByHand = -(0.8 * Math.Log(0.6) + 0.2 * Math.Log(0.4));
+var softCeTorch = F.cross_entropy(torch.tensor(new[] { Math.Log(0.6), Math.Log(0.4) }).unsqueeze(0), torch.tensor(new[] { 0.8, 0.2 }).unsqueeze(0)).item<double>();
+display($"with the articles' ½: {HalfCe(Math.Log):F4} nats; one sample, by hand: {softCeByHand:F4} nats; TorchSharp: {softCeTorch:F4}");
+display(Claim.Close("with the articles' ½ the value is 0.2960", HalfCe(Math.Log), 0.2960, 5e-5));
+Claim.Close("the cross-entropy of the sample is 0.5919 nats", softCeTorch, 0.5919, 5e-5)
 
 // %% [markdown]
 // **Binary cross-entropy**, four samples: every sample contributes −log of the probability the model gave to *its* label, i.e. −log ŷ when y = 1 and −log(1 − ŷ) when y = 0.
@@ -151,7 +233,8 @@ var bceTorch = F.binary_cross_entropy(torch.tensor(pB), torch.tensor(yB)).item<d
 // The library's loss works on logits, log(p / (1 − p)), with the overflow-free formula:
 var bceLogits = Losses.BinaryCrossEntropyWithLogits(torch.tensor(pB.Select(p => Math.Log(p / (1 - p))).ToArray()), torch.tensor(yB)).item<double>();
 display(new DataFrame(new DoubleDataFrameColumn("y", yB), new DoubleDataFrameColumn("ŷ", pB), new DoubleDataFrameColumn("term", bceTerms)));
-$"mean by hand {bceTerms.Average():F4}; TorchSharp on probabilities {bceTorch:F4}; on logits {bceLogits:F4}"
+display($"mean by hand {bceTerms.Average():F4}; TorchSharp on probabilities {bceTorch:F4}; on logits {bceLogits:F4}");
+Claim.AtMost("by hand, on probabilities and on logits: the same BCE", Math.Max(Math.Abs(bceTerms.Average() - bceTorch), Math.Abs(bceTerms.Average() - bceLogits)), full: 1e-12, quick: 1e-12)
 
 // %% [markdown]
 // Why the library takes logits: for a confident logit x = 100, σ(x) rounds to exactly 1 in float32 and the textbook formula computes log(1 − 1) = −∞. The logits form `max(x, 0) − x y + log(1 + e^(−|x|))` never forms σ(x) and stays exact:
@@ -160,14 +243,34 @@ $"mean by hand {bceTerms.Average():F4}; TorchSharp on probabilities {bceTorch:F4
 var bigLogit = torch.tensor(new[] { 100f });
 var labelZero = torch.tensor(new[] { 0f });
 var naive = -(labelZero * torch.sigmoid(bigLogit).log() + (1 - labelZero) * (1 - torch.sigmoid(bigLogit)).log());
-$"naive: {naive.item<float>()}, stable: {Losses.BinaryCrossEntropyWithLogits(bigLogit, labelZero).item<float>()} (the true value is 100 + log(1 + e^−100) = 100)"
+var stableBce = Losses.BinaryCrossEntropyWithLogits(bigLogit, labelZero).item<float>();
+display($"naive: {naive.item<float>()}, stable: {stableBce} (the true value is 100 + log(1 + e^−100) = 100)");
+display(Claim.That("the textbook formula computes log(1 − 1) = −∞ for x = 100", float.IsInfinity(naive.item<float>()), $"{naive.item<float>()}"));
+Claim.Close("the logits form stays exact", stableBce, 100, 1e-4)
 
 // %% [markdown]
-// **Hinge.** Scores s = [2.0, 0.5, −0.3, −1.5], labels y = [+1, +1, −1, +1]. The margins y·s are [2.0, 0.5, 0.3, −1.5]; max(0, 1 − margin) = [0, 0.5, 0.7, 2.5]; the mean is **0.925**. A sample stops contributing once it is on the right side *with a margin of 1*.
+// **Hinge.** The source articles say the hinge loss `max(0, 1 − y·ŷ)` "measures the absolute value of the difference" between label and prediction. Put the two side by side for a positive sample (y = +1) and a few scores ŷ:
 
-// %%
+// %% tags=["errata-15-article"]
+var hingeScores = new[] { -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0 };
+double HingeOf(double y, double score) => Math.Max(0, 1 - y * score);
+display(new DataFrame(
+    new DoubleDataFrameColumn("score ŷ (y = +1)", hingeScores),
+    new DoubleDataFrameColumn("|y − ŷ|", hingeScores.Select(v => Math.Abs(1 - v))),
+    new DoubleDataFrameColumn("max(0, 1 − y·ŷ)", hingeScores.Select(v => HingeOf(1, v)))));
+Claim.AtLeast("hinge and |y − ŷ| disagree (largest difference over these scores)", hingeScores.Max(v => Math.Abs(Math.Abs(1 - v) - HingeOf(1, v))), full: 1, quick: 1)
+
+// %% [markdown]
+// They agree only while ŷ ≤ 1. A score of 3 is "2 away" from the label, but the hinge loss is 0: the label is y ∈ {−1, +1}, ŷ is a **score**, and the loss only asks for the right sign with a **margin** y·ŷ ≥ 1; beyond it the sample costs nothing, and below it the loss grows linearly. Scores s = [2.0, 0.5, −0.3, −1.5], labels y = [+1, +1, −1, +1]: the margins y·s are [2.0, 0.5, 0.3, −1.5]; max(0, 1 − margin) = [0, 0.5, 0.7, 2.5]; the mean is **0.925**.
+
+// %% tags=["errata-15-correct"]
 var hingeTorch = Losses.Hinge(torch.tensor(new[] { 2.0, 0.5, -0.3, -1.5 }), torch.tensor(new[] { 1.0, 1.0, -1.0, 1.0 })).item<double>();
-$"hinge by hand {(0 + 0.5 + 0.7 + 2.5) / 4}, TorchSharp {hingeTorch}"
+var scoreAxis = Enumerable.Range(0, 61).Select(i => -2 + i * 0.1).ToList();
+display(Plot.Lines(scoreAxis, new[] { Series("|y − ŷ|", scoreAxis.Select(v => Math.Abs(1 - v))), Series("hinge max(0, 1 − y·ŷ)", scoreAxis.Select(v => HingeOf(1, v))) },
+    title: "y = +1: the hinge loss is zero once the margin reaches 1", xTitle: "score ŷ", yTitle: "loss"));
+display($"hinge by hand {(0 + 0.5 + 0.7 + 2.5) / 4}, TorchSharp {hingeTorch}");
+display(Claim.Close("the mean hinge loss is 0.925", hingeTorch, 0.925, 1e-12));
+Claim.That("the hinge loss is zero for every margin ≥ 1", scoreAxis.Where(v => v >= 1).All(v => HingeOf(1, v) == 0), "ŷ ∈ [1, 4]")
 
 // %% [markdown]
 // ## 3. Gradient descent by hand: house price from area
@@ -224,22 +327,92 @@ Losses.Mse(wT * xT + bT, yT).backward();
 var (_, dw0, db0) = LossAndGradient(0, 0);
 double priceMean = price.Average();
 double wStar = xh.Zip(price, (x, y) => x * (y - priceMean)).Average() / xh.Select(x => x * x).Average();
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("quantity", new[] { "∂L/∂w at 0", "∂L/∂b at 0", "w after 60 steps", "b after 60 steps" }),
     new DoubleDataFrameColumn("by hand", new[] { dw0, db0, wFit, bFit }),
     new DoubleDataFrameColumn("reference", new[] { wT.grad!.item<double>(), bT.grad!.item<double>(), wStar, priceMean }),
-    new StringDataFrameColumn("reference is", new[] { "autograd", "autograd", "least squares", "least squares" }))
+    new StringDataFrameColumn("reference is", new[] { "autograd", "autograd", "least squares", "least squares" })));
+display(Claim.AtMost("the hand-written gradient equals autograd's", Math.Max(Math.Abs(dw0 - wT.grad!.item<double>()), Math.Abs(db0 - bT.grad!.item<double>())), full: 1e-9, quick: 1e-9));
+Claim.AtMost("after 60 steps the fit is the least-squares solution", Math.Max(Math.Abs(wFit - wStar), Math.Abs(bFit - priceMean)), full: 1e-3, quick: 1e-3)
 
 // %%
-$"the fit: price ≈ {bFit - wFit * areaMean / areaStd:F1} + {wFit / areaStd:F3} × area (the data were made with 40 + 2.5 × area + noise)"
+display($"the fit: price ≈ {bFit - wFit * areaMean / areaStd:F1} + {wFit / areaStd:F3} × area (the data were made with 40 + 2.5 × area + noise)");
+Claim.Between("the fitted slope recovers the 2.5 the data were made with", wFit / areaStd, 2.2, 2.8, quick: (2.2, 2.8))
 
 // %% [markdown]
 // **The learning rate.** For this loss the curvature (the second derivative) is 2 in both directions, so each step multiplies the remaining error by (1 − 2η): η = 0.01 shrinks it by only 2% per step (too small), η = 0.1 by 20% (good), and η = 1.1 multiplies it by −1.2, so the loss *grows* every step (divergent). Gradient descent converges only for η < 2 / curvature = 1.
 
 // %%
 var etas = new[] { 0.01, 0.1, 1.1 };
-Plot.Curves(etas.Select(eta => Series($"η = {eta}", Descend(eta, 60, out _, out _))), title: "Loss per step for three learning rates",
-    yTitle: "MSE (log scale)", logY: true)
+display(Plot.Curves(etas.Select(eta => Series($"η = {eta}", Descend(eta, 60, out _, out _))), title: "Loss per step for three learning rates",
+    yTitle: "MSE (log scale)", logY: true));
+// The excess loss L − L* is a sum of squared remaining errors, so one step multiplies it by (1 − 2η)².
+var lossStar = LossAndGradient(wStar, priceMean).Loss;
+double ExcessRatio(double eta) { var l = Descend(eta, 6, out _, out _); return (l[5] - lossStar) / (l[4] - lossStar); }
+display(new DataFrame(new DoubleDataFrameColumn("η", etas), new DoubleDataFrameColumn("(L − L*) after a step / before", etas.Select(ExcessRatio)),
+    new DoubleDataFrameColumn("(1 − 2η)²", etas.Select(eta => (1 - 2 * eta) * (1 - 2 * eta)))));
+Claim.AtMost("each step multiplies the remaining error by (1 − 2η): η = 0.01, 0.1, 1.1", etas.Max(eta => Math.Abs(ExcessRatio(eta) - (1 - 2 * eta) * (1 - 2 * eta))), full: 1e-6, quick: 1e-6)
+
+// %% [markdown]
+// ### The source articles' worked examples
+//
+// **One gradient step.** The source articles take θ = [2, 3], a gradient [−2, −3] and η = 0.01, and write `θ = [2, 3] − 0.01·[−2, −3] = [2.04, 2.97]`. To see what a step does, take a loss with exactly that gradient at θ: L(θ) = ½‖θ − [4, 6]‖², whose gradient θ − [4, 6] is [−2, −3] at [2, 3].
+
+// %% tags=["errata-8-article"]
+double HalfDistance(double a, double c) => 0.5 * ((a - 4) * (a - 4) + (c - 6) * (c - 6));
+double[] articleStep = { 2.04, 2.97 };
+display($"L([2, 3]) = {HalfDistance(2, 3):F4}; after the articles' step to [2.04, 2.97]: L = {HalfDistance(articleStep[0], articleStep[1]):F4}");
+Claim.AtLeast("the articles' step increases the loss it should decrease", HalfDistance(articleStep[0], articleStep[1]) - HalfDistance(2, 3), full: 0, quick: 0)
+
+// %% [markdown]
+// Their first component moved the right way but twice as far (0.04 instead of 0.02), the second one the wrong way. Subtracting a negative gradient moves both components **up**: [2, 3] − 0.01·[−2, −3] = [2 + 0.02, 3 + 0.03] = **[2.02, 3.03]**, and the loss falls. TorchSharp's SGD takes the same step:
+
+// %% tags=["errata-8-correct"]
+var theta = new TorchSharp.Modules.Parameter(torch.tensor(new[] { 2.0, 3.0 }));
+var thetaOpt = Optimizers.Sgd(new[] { theta }, lr: 0.01);
+(0.5 * (theta - torch.tensor(new[] { 4.0, 6.0 })).pow(2).sum()).backward();
+var gradient = Values(theta.grad!);
+thetaOpt.step();
+var stepped = Values(theta);
+display($"gradient at [2, 3]: [{string.Join(", ", gradient)}]; after one step: [{string.Join(", ", stepped.Select(v => v.ToString("F2")))}]; L = {HalfDistance(stepped[0], stepped[1]):F4}");
+display(Claim.Close("the step gives θ₁ = 2.02", stepped[0], 2.02, 1e-12));
+display(Claim.Close("… and θ₂ = 3.03", stepped[1], 3.03, 1e-12));
+Claim.AtMost("and the loss falls", HalfDistance(stepped[0], stepped[1]) - HalfDistance(2, 3), full: 0, quick: 0)
+
+// %% [markdown]
+// **A linear model, one step.** The source articles' second example: x = [1, 2, 3], targets y = [1.0, 1.5, 2.0], predictions ŷ = [0.5, 1.0, 1.5] "with w = 1", MSE loss, η = 0.1. They compute `∂L/∂w = ⅓Σ(y − ŷ)·1 = −0.5`, then `w = 1 − 0.1·(−0.5) = 1.05`, new predictions [0.55, 1.05, 1.55] and a loss of 0.25. Check each step against the numbers it claims to follow from:
+
+// %% tags=["errata-12-article"]
+double[] xa = { 1, 2, 3 }, ya = { 1.0, 1.5, 2.0 }, yhatA = { 0.5, 1.0, 1.5 };
+double MseOf(double[] pred) => pred.Zip(ya, (p, t) => (p - t) * (p - t)).Average();
+var articleGradient = ya.Zip(yhatA, (t, p) => t - p).Average();                 // ⅓Σ(y − ŷ)·1, as written
+var articleNew = new[] { 0.55, 1.05, 1.55 };
+display(new DataFrame(
+    new StringDataFrameColumn("the articles' step", new[] { "ŷ that w = 1, b = 0 would give", "⅓Σ(y − ŷ)·1 as written", "loss of the 'new' predictions [0.55, 1.05, 1.55]", "loss before the step" }),
+    new StringDataFrameColumn("value", new[] { string.Join(", ", xa.Select(v => 1 * v)), $"{articleGradient:F4} (they write −0.5)", $"{MseOf(articleNew):F4} (they write 0.25)", $"{MseOf(yhatA):F4}" })));
+display(Claim.Close("the articles' own formula gives +0.5, not −0.5", articleGradient, 0.5, 1e-12));
+Claim.Close("their 'new' predictions have loss 0.2025, not 0.25", MseOf(articleNew), 0.2025, 1e-12)
+
+// %% [markdown]
+// Every step is off. ŷ = [0.5, 1, 1.5] = 0.5·x means **w = 0.5, b = 0**, not w = 1. The error term of the MSE gradient is ŷ − y, the derivative ∂ŷᵢ/∂w is xᵢ (not 1), and the square brings a factor 2: ∂L/∂w = (2/N) Σ (ŷᵢ − yᵢ) xᵢ = **−2.0**, ∂L/∂b = (2/N) Σ (ŷᵢ − yᵢ) = **−1.0**. One step of η = 0.1 gives w = 0.7, b = 0.1, ŷ = [0.8, 1.5, 2.2], and the loss falls from **0.25 to 0.0267**. By hand and by autograd:
+
+// %% tags=["errata-12-correct"]
+double w0 = 0.5, b0 = 0.0;
+var dw = 2.0 / 3 * xa.Select((v, i) => (w0 * v + b0 - ya[i]) * v).Sum();
+var db = 2.0 / 3 * xa.Select((v, i) => w0 * v + b0 - ya[i]).Sum();
+var wL = torch.tensor(new[] { w0 }, requires_grad: true); var bL = torch.tensor(new[] { b0 }, requires_grad: true);
+Losses.Mse(wL * torch.tensor(xa) + bL, torch.tensor(ya)).backward();
+double w1Step = w0 - 0.1 * dw, b1Step = b0 - 0.1 * db;
+var yhat1 = xa.Select(v => w1Step * v + b1Step).ToArray();
+display(new DataFrame(
+    new StringDataFrameColumn("quantity", new[] { "∂L/∂w", "∂L/∂b", "w after the step", "b after the step", "loss before", "loss after" }),
+    new DoubleDataFrameColumn("by hand", new[] { dw, db, w1Step, b1Step, MseOf(yhatA), MseOf(yhat1) }),
+    new DoubleDataFrameColumn("autograd", new[] { wL.grad!.item<double>(), bL.grad!.item<double>(), double.NaN, double.NaN, double.NaN, double.NaN })));
+display($"new predictions: [{string.Join(", ", yhat1.Select(v => v.ToString("F2")))}]");
+display(Claim.Close("∂L/∂w = −2.0", wL.grad!.item<double>(), -2.0, 1e-12));
+display(Claim.Close("∂L/∂b = −1.0", bL.grad!.item<double>(), -1.0, 1e-12));
+display(Claim.AtMost("by hand equals autograd", Math.Max(Math.Abs(dw - wL.grad!.item<double>()), Math.Abs(db - bL.grad!.item<double>())), full: 1e-12, quick: 1e-12));
+Claim.Close("the loss falls from 0.25 to 0.0267", MseOf(yhat1), 0.0267, 5e-5)
 
 // %% [markdown]
 // ## 4. Backpropagation by hand: one sigmoid neuron
@@ -270,17 +443,143 @@ double dLdb = dLdz;
 var wA = torch.tensor(w1, requires_grad: true);
 var bA = torch.tensor(new[] { b1 }, requires_grad: true);
 var zA = (wA * torch.tensor(x1)).sum() + bA;
+zA.retain_grad();                                   // z is not a leaf: ask autograd to keep ∂L/∂z for us
 var lossA = Losses.BinaryCrossEntropyWithLogits(zA, torch.tensor(new[] { y1 }));
 lossA.backward();
-new DataFrame(
+var byHand1 = new[] { z1, a1, loss1, dLdz, dLdw[0], dLdw[1], dLdb };
+var autograd1 = new[] { zA.item<double>(), torch.sigmoid(zA).item<double>(), lossA.item<double>(), zA.grad!.item<double>(),
+    wA.grad![0].item<double>(), wA.grad![1].item<double>(), bA.grad!.item<double>() };
+display(new DataFrame(
     new StringDataFrameColumn("quantity", new[] { "z", "a = σ(z)", "L", "∂L/∂z (= a − y)", "∂L/∂w₁", "∂L/∂w₂", "∂L/∂b" }),
-    new DoubleDataFrameColumn("by hand", new[] { z1, a1, loss1, dLdz, dLdw[0], dLdw[1], dLdb }),
-    new DoubleDataFrameColumn("autograd", new[] { zA.item<double>(), torch.sigmoid(zA).item<double>(), lossA.item<double>(), a1 - y1,
-        wA.grad![0].item<double>(), wA.grad![1].item<double>(), bA.grad!.item<double>() }))
+    new DoubleDataFrameColumn("by hand", byHand1),
+    new DoubleDataFrameColumn("autograd", autograd1)));
+display(Claim.Close("∂L/∂z = a − y", dLdz, a1 - y1, 1e-12));
+Claim.AtMost("every row by hand equals autograd's, ∂L/∂z included", byHand1.Zip(autograd1, (h, g) => Math.Abs(h - g)).Max(), full: 1e-12, quick: 1e-12)
 
 // %% [markdown]
-// (The "∂L/∂z" row's autograd column is a − y computed from autograd's own a; the gradient rows come from `backward()`.)
+// (Every autograd value comes from autograd: `retain_grad()` keeps the gradient at the intermediate z, which `backward()` would otherwise discard.)
 //
+// **The same neuron with a squared error.** The source articles train one sigmoid neuron with L = ½(y − ŷ)², and give δ = ∂L/∂z = (ŷ − y)·σ′(z) and ∂L/∂w = δ·x. That is **correct**, and autograd agrees:
+
+// %% tags=["errata-18-article"]
+var wS = torch.tensor(w1, requires_grad: true); var bS = torch.tensor(new[] { b1 }, requires_grad: true);
+var zS = (wS * torch.tensor(x1)).sum() + bS;
+zS.retain_grad();
+(0.5 * (torch.tensor(new[] { y1 }) - torch.sigmoid(zS)).pow(2)).sum().backward();
+double deltaSquared = (a1 - y1) * a1 * (1 - a1);                                    // (ŷ − y)·σ′(z)
+display($"δ = (ŷ − y)σ′(z) = {deltaSquared:F6} (autograd {zS.grad!.item<double>():F6}); ∂L/∂w = δx = [{deltaSquared * x1[0]:F6}, {deltaSquared * x1[1]:F6}] (autograd [{wS.grad![0].item<double>():F6}, {wS.grad![1].item<double>():F6}])");
+Claim.AtMost("the articles' δ and ∂L/∂w for the squared error are right", Math.Max(Math.Abs(deltaSquared - zS.grad!.item<double>()),
+    Math.Max(Math.Abs(deltaSquared * x1[0] - wS.grad![0].item<double>()), Math.Abs(deltaSquared * x1[1] - wS.grad![1].item<double>()))), full: 1e-12, quick: 1e-12)
+
+// %% [markdown]
+// The difference from cross-entropy is the factor σ′(z) ≤ 0.25. With BCE, δ = ŷ − y: the further off, the larger the push. With the squared error, δ carries σ′(z), which is tiny exactly when the neuron is confidently wrong. Start one neuron at a confident wrong answer (z = −6 for y = 1) and train it with each loss, same learning rate:
+
+// %% tags=["errata-18-correct"]
+double[] ConfidentWrongStart(bool crossEntropy, int steps = 100, double lr = 1.0)
+{
+    double zc = -6, y = 1;                      // one weight on the input x = 1, so z is the weight itself
+    var predictions = new double[steps];
+    for (int t = 0; t < steps; t++)
+    {
+        double a = 1 / (1 + Math.Exp(-zc));
+        predictions[t] = a;
+        double delta = crossEntropy ? a - y : (a - y) * a * (1 - a);
+        zc -= lr * delta;
+    }
+    return predictions;
+}
+var bceRun = ConfidentWrongStart(crossEntropy: true);
+var mseRun = ConfidentWrongStart(crossEntropy: false);
+double StartDelta(bool ce) { double a = 1 / (1 + Math.Exp(6)); return ce ? a - 1 : (a - 1) * a * (1 - a); }
+display(Plot.Curves(new[] { Series("BCE: δ = ŷ − y", bceRun), Series("squared error: δ = (ŷ − y)σ′(z)", mseRun) },
+    title: "One neuron, confidently wrong at the start (y = 1, z = −6): prediction ŷ per step", yTitle: "ŷ"));
+int StepsTo(double[] run, double level) => Array.FindIndex(run, a => a >= level) is var i and >= 0 ? i : run.Length;
+display($"δ at the start: BCE {StartDelta(true):F4}, squared error {StartDelta(false):E2}; steps to ŷ ≥ 0.5: BCE {StepsTo(bceRun, 0.5)}, squared error {StepsTo(mseRun, 0.5)} (of {bceRun.Length})");
+display(Claim.AtLeast("from a confident wrong start BCE's δ is hundreds of times larger", StartDelta(true) / StartDelta(false), full: 100, quick: 100));
+Claim.AtLeast("BCE reaches ŷ ≥ 0.5 many times sooner (steps, squared error / BCE)", (double)StepsTo(mseRun, 0.5) / StepsTo(bceRun, 0.5), full: 5, quick: 5)
+
+// %% [markdown]
+// ### Two layers, by hand
+//
+// The source articles also show a "backpropagation example": an output [2, 3], a hidden layer [1, 2], an input [1, 1], and "gradients" `−2·[2, 3] = [−4, −6]`, `−2·[1, 2]` and `−2·[1, 1]`. There is no target, so there is no loss, and there are no weights, so there is nothing to differentiate with respect to. The numbers cannot be gradients of anything: two networks with *exactly* these activations and the same target have different gradients. Both networks below are linear (so the activations are exact), map [1, 1] to [1, 2] to [2, 3], and are scored with the squared error against a target t = [0, 0]:
+
+// %% tags=["errata-9-article"]
+(Tensor W1, Tensor W2) Grads(double[,] first, double[,] second)
+{
+    var l1 = torch.tensor(first, requires_grad: true); var l2 = torch.tensor(second, requires_grad: true);
+    var input = torch.tensor(new[] { 1.0, 1.0 });
+    var hidden = torch.matmul(l1, input); var output = torch.matmul(l2, hidden);
+    (output - torch.zeros(2, dtype: float64)).pow(2).sum().backward();
+    if (MaxAbs(hidden - torch.tensor(new[] { 1.0, 2.0 })) > 1e-12 || MaxAbs(output - torch.tensor(new[] { 2.0, 3.0 })) > 1e-12)
+        throw new InvalidOperationException("the example networks must reproduce the articles' activations");
+    return (l1.grad!, l2.grad!);
+}
+double MaxAbs(Tensor t) => t.abs().max().item<double>();
+var netA = Grads(new double[,] { { 1, 0 }, { 0, 2 } }, new double[,] { { 2, 0 }, { 1, 1 } });
+var netB = Grads(new double[,] { { 0, 1 }, { 2, 0 } }, new double[,] { { 0, 1 }, { -1, 2 } });
+string Flat(Tensor t) => "[" + string.Join(", ", Values(t).Select(v => v.ToString("G4"))) + "]";
+display(new DataFrame(
+    new StringDataFrameColumn("same activations, same loss", new[] { "network A", "network B", "the articles" }),
+    new StringDataFrameColumn("∂L/∂W¹ (2×2, row by row)", new[] { Flat(netA.W1), Flat(netB.W1), "−2·[1, 1] = [−2, −2]" }),
+    new StringDataFrameColumn("∂L/∂W² (2×2, row by row)", new[] { Flat(netA.W2), Flat(netB.W2), "−2·[1, 2] = [−2, −4]" })));
+Claim.AtLeast("two networks with the articles' activations have different gradients", MaxAbs(netA.W1 - netB.W1), full: 1, quick: 1)
+
+// %% [markdown]
+// Backpropagation needs the weights, a loss and the target. Write the forward pass of a two-layer network as z¹ = W¹x + b¹, a¹ = σ(z¹), ŷ = W²a¹ + b², L = ½‖ŷ − t‖². The backward pass goes layer by layer with one **error vector** δ per layer:
+//
+// δ² = ∂L/∂ŷ = ŷ − t,  ∂L/∂W² = δ² (a¹)ᵀ,  ∂L/∂b² = δ²,
+//
+// δ¹ = σ′(z¹) ⊙ (W²)ᵀ δ²,  ∂L/∂W¹ = δ¹ xᵀ,  ∂L/∂b¹ = δ¹.
+//
+// By hand in plain arrays, against autograd, and against a **finite-difference** gradient (central differences (L(θ + h) − L(θ − h)) / 2h, in float64), the independent check that needs no calculus at all:
+
+// %% tags=["errata-9-correct"]
+double[] xIn = { 1.0, 1.0 }, target = { 0.5, -1.0 };
+double[,] W1n = { { 0.3, -0.2 }, { 0.8, 0.5 }, { -0.6, 0.1 } }, W2n = { { 0.7, -0.4, 0.2 }, { -0.3, 0.9, 0.6 } };
+double[] b1n = { 0.1, -0.1, 0.05 }, b2n = { 0.0, 0.2 };
+double Loss2(double[,] W1, double[] b1v, double[,] W2, double[] b2v, out double[] zOut, out double[] aOut, out double[] yOut)
+{
+    zOut = new double[3]; aOut = new double[3]; yOut = new double[2];
+    for (int i = 0; i < 3; i++) { zOut[i] = b1v[i] + W1[i, 0] * xIn[0] + W1[i, 1] * xIn[1]; aOut[i] = 1 / (1 + Math.Exp(-zOut[i])); }
+    double l = 0;
+    for (int k = 0; k < 2; k++) { yOut[k] = b2v[k]; for (int i = 0; i < 3; i++) yOut[k] += W2[k, i] * aOut[i]; l += 0.5 * (yOut[k] - target[k]) * (yOut[k] - target[k]); }
+    return l;
+}
+Loss2(W1n, b1n, W2n, b2n, out var zH, out var aH, out var yH);
+var delta2 = yH.Select((v, k) => v - target[k]).ToArray();
+var gW2 = new double[2, 3]; var gW1 = new double[3, 2]; var delta1 = new double[3];
+for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) gW2[k, i] = delta2[k] * aH[i];
+for (int i = 0; i < 3; i++) { double back = 0; for (int k = 0; k < 2; k++) back += W2n[k, i] * delta2[k]; delta1[i] = aH[i] * (1 - aH[i]) * back; }
+for (int i = 0; i < 3; i++) for (int j = 0; j < 2; j++) gW1[i, j] = delta1[i] * xIn[j];
+// Autograd on the same network.
+var W1t = torch.tensor(W1n, requires_grad: true); var b1t = torch.tensor(b1n, requires_grad: true);
+var W2t = torch.tensor(W2n, requires_grad: true); var b2t = torch.tensor(b2n, requires_grad: true);
+var yt = torch.matmul(W2t, torch.sigmoid(torch.matmul(W1t, torch.tensor(xIn)) + b1t)) + b2t;
+(0.5 * (yt - torch.tensor(target)).pow(2).sum()).backward();
+// Central differences, one weight at a time.
+double FiniteW1(int i, int j, double h = 1e-6)
+{
+    var plus = (double[,])W1n.Clone(); plus[i, j] += h; var minus = (double[,])W1n.Clone(); minus[i, j] -= h;
+    return (Loss2(plus, b1n, W2n, b2n, out _, out _, out _) - Loss2(minus, b1n, W2n, b2n, out _, out _, out _)) / (2 * h);
+}
+double FiniteW2(int k, int i, double h = 1e-6)
+{
+    var plus = (double[,])W2n.Clone(); plus[k, i] += h; var minus = (double[,])W2n.Clone(); minus[k, i] -= h;
+    return (Loss2(W1n, b1n, plus, b2n, out _, out _, out _) - Loss2(W1n, b1n, minus, b2n, out _, out _, out _)) / (2 * h);
+}
+var rowsW = new List<(string Name, double Hand, double Auto, double Finite)>();
+for (int i = 0; i < 3; i++) for (int j = 0; j < 2; j++) rowsW.Add(($"∂L/∂W¹[{i},{j}]", gW1[i, j], W1t.grad![i, j].item<double>(), FiniteW1(i, j)));
+for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) rowsW.Add(($"∂L/∂W²[{k},{i}]", gW2[k, i], W2t.grad![k, i].item<double>(), FiniteW2(k, i)));
+display(new DataFrame(
+    new StringDataFrameColumn("gradient", rowsW.Select(r => r.Name)),
+    new DoubleDataFrameColumn("by hand (δ rule)", rowsW.Select(r => r.Hand)),
+    new DoubleDataFrameColumn("autograd", rowsW.Select(r => r.Auto)),
+    new DoubleDataFrameColumn("finite differences", rowsW.Select(r => r.Finite))));
+double RelativeError(double a, double b) => Math.Abs(a - b) / Math.Max(1e-12, Math.Abs(a) + Math.Abs(b));
+display(Claim.AtMost("the δ rule equals autograd", rowsW.Max(r => Math.Abs(r.Hand - r.Auto)), full: 1e-12, quick: 1e-12));
+Claim.AtMost("and finite differences (largest relative error)", rowsW.Max(r => RelativeError(r.Hand, r.Finite)), full: 1e-7, quick: 1e-7)
+
+// %% [markdown]
 // ## 5. Optimizers from scratch
 //
 // An optimizer turns gradients into parameter updates. With g the gradient and t = 1, 2, … the step count:
@@ -292,13 +591,60 @@ new DataFrame(
 //   **bias correction** m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ),
 //   and the update **p ← p − η m̂ / (√v̂ + ε)**, with β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
 //
-// The seed text's Adam formula is not this one. The bias correction is not optional: m and v start at 0, so for small t they are biased toward 0 by exactly the factors (1 − β₁ᵗ) and (1 − β₂ᵗ). Without the correction, the step size is off by (1 − β₁ᵗ)/√(1 − β₂ᵗ), which is 3.2 at t = 1 and peaks at about 6.6 around t = 12, before it settles to 1 after thousands of steps:
+// The source articles' Adam is a different formula:
+//
+// `m_t = β₁m_{t−1} + (1−β₁)[g_t − m_{t−1}]`,  `v_t = β₂v_{t−1} + (1−β₂)[g_t² − v_{t−1}]`,  `θ ← θ − α·m_t/(√v_t + ε)`,
+//
+// with no bias correction. It has two defects. The brackets `[g − m]` turn each running mean into m ← (2β − 1) m + (1 − β) g: an average with the faster decay 2β − 1 (0.8 and 0.998) whose weights (1 − β)·Σₖ(2β − 1)ᵏ add up to **½**, not 1, so m tends to g/2 and v to g²/2. And without the bias correction the first steps are too large. The cleanest test is a **constant gradient** g, where the right step is exactly α at every t (m̂ = g, v̂ = g²). The articles' formula, step by step:
 
-// %%
-var ts = Enumerable.Range(1, 3000).Select(t => (double)t).ToArray();
-var bias = ts.Select(t => (1 - Math.Pow(0.9, t)) / Math.Sqrt(1 - Math.Pow(0.999, t))).ToArray();
-display(Plot.Line(ts, bias, "uncorrected / corrected step", title: "What dropping Adam's bias correction does to the step size", xTitle: "step t"));
-$"factor at t = 1: {bias[0]:F2}; largest: {bias.Max():F2} at t = {Array.IndexOf(bias, bias.Max()) + 1}; at t = 3000: {bias[^1]:F2}"
+// %% tags=["errata-16-article"]
+double beta1 = 0.9, beta2 = 0.999, adamEps = 1e-8;
+double[] ArticleAdamSteps(double g, int steps)                     // |Δθ| / α per step, constant gradient g
+{
+    double m = 0, v = 0; var sizes = new double[steps];
+    for (int t = 0; t < steps; t++)
+    {
+        m = beta1 * m + (1 - beta1) * (g - m);
+        v = beta2 * v + (1 - beta2) * (g * g - v);
+        sizes[t] = m / (Math.Sqrt(v) + adamEps);
+    }
+    return sizes;
+}
+var articleSteps = ArticleAdamSteps(g: 0.5, steps: 20000);
+double weightSum = (1 - beta1) / (1 - (2 * beta1 - 1));             // (1 − β)·Σ (2β − 1)^k
+display(new DataFrame(
+    new StringDataFrameColumn("the articles' Adam, constant gradient", new[] { "step / α at t = 1", "step / α at t = 100", "step / α at t = 20,000", "weights of the m average add up to" }),
+    new DoubleDataFrameColumn("value", new[] { articleSteps[0], articleSteps[99], articleSteps[^1], weightSum })));
+display(Claim.Close("the articles' first step is 3.16 α", articleSteps[0], 3.162, 5e-4));
+Claim.Close("the articles' Adam settles at α/√2 ≈ 0.71 α for ever", articleSteps[^1], 1 / Math.Sqrt(2), 1e-6)
+
+// %% [markdown]
+// The bias correction is not optional either: m and v start at 0, so for small t they are biased toward 0 by exactly the factors (1 − β₁ᵗ) and (1 − β₂ᵗ). With the right averages but no correction, the step is off by (1 − β₁ᵗ)/√(1 − β₂ᵗ), 3.16 at t = 1 and 6.57 at its peak at t = 12, before it settles to 1 after thousands of steps. The correct Adam steps exactly α from the first step on:
+
+// %% tags=["errata-16-correct"]
+double[] AdamSteps(double g, int steps, bool biasCorrection)
+{
+    double m = 0, v = 0; var sizes = new double[steps];
+    for (int t = 1; t <= steps; t++)
+    {
+        m = beta1 * m + (1 - beta1) * g;
+        v = beta2 * v + (1 - beta2) * g * g;
+        double mHat = biasCorrection ? m / (1 - Math.Pow(beta1, t)) : m, vHat = biasCorrection ? v / (1 - Math.Pow(beta2, t)) : v;
+        sizes[t - 1] = mHat / (Math.Sqrt(vHat) + adamEps);
+    }
+    return sizes;
+}
+var correctSteps = AdamSteps(0.5, 20000, biasCorrection: true);
+var uncorrected = AdamSteps(0.5, 20000, biasCorrection: false);
+var ts = Enumerable.Range(1, 20000).Select(t => (double)t).ToArray();
+display(Plot.WithLayout(Plot.Lines(ts, new[] { Series("the articles' [g − m] form", articleSteps), Series("right averages, no bias correction", uncorrected),
+    Series("Adam (bias-corrected)", correctSteps) }, title: "Step size per step for a constant gradient, in units of α", xTitle: "step t (log)", yTitle: "|Δθ| / α"),
+    ("xaxis", new { type = "log", title = new { text = "step t (log)" } })));
+int peakAt = Array.IndexOf(uncorrected, uncorrected.Max()) + 1;
+display($"no bias correction: {uncorrected[0]:F2} at t = 1, largest {uncorrected.Max():F2} at t = {peakAt}, {uncorrected[2999]:F3} at t = 3000; Adam: {correctSteps.Min():F6} to {correctSteps.Max():F6}; the articles' form: {articleSteps[^1]:F4}");
+display(Claim.Close("without bias correction the step peaks at 6.57 α", uncorrected.Max(), 6.57, 5e-3));
+display(Claim.Close("… at t = 12", peakAt, 12, 0));
+Claim.AtMost("the bias-corrected Adam steps exactly α at every t", correctSteps.Max(v => Math.Abs(v - 1)), full: 1e-6, quick: 1e-6)
 
 // %% [markdown]
 // The three optimizers, written as plainly as possible. Their state (velocity, m, v) is allocated up front, outside any dispose scope, and updated in place under `no_grad` (an update is not part of the model's computation graph).
@@ -344,8 +690,8 @@ class ScratchMomentum : ScratchOptimizer
 
 class ScratchAdam : ScratchOptimizer
 {
-    readonly double _lr, _beta1, _beta2, _eps;
-    readonly Tensor[] _m, _v;
+    protected readonly double _lr, _beta1, _beta2, _eps;
+    protected readonly Tensor[] _m, _v;
     public ScratchAdam(IEnumerable<Tensor> ps, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8) : base(ps)
     {
         (_lr, _beta1, _beta2, _eps) = (lr, beta1, beta2, eps);
@@ -359,6 +705,17 @@ class ScratchAdam : ScratchOptimizer
         var mHat = _m[i] / (1 - Math.Pow(_beta1, T));           // bias corrections
         var vHat = _v[i] / (1 - Math.Pow(_beta2, T));
         p.sub_(_lr * mHat / (vHat.sqrt() + _eps));              // p = p − η m̂ / (√v̂ + ε)
+    }
+}
+
+class ScratchArticleAdam(IEnumerable<Tensor> ps, double lr) : ScratchAdam(ps, lr)   // the source articles' [g − m] form, no bias correction
+{
+    protected override void Update(int i, Tensor p, Tensor g)
+    {
+        var gm = g - _m[i]; var gv = g * g - _v[i];                // the brackets use the previous m and v
+        _m[i].mul_(_beta1).add_((1 - _beta1) * gm);                // m = β₁ m + (1 − β₁)[g − m]
+        _v[i].mul_(_beta2).add_((1 - _beta2) * gv);                // v = β₂ v + (1 − β₂)[g² − v]
+        p.sub_(_lr * _m[i] / (_v[i].sqrt() + _eps));
     }
 }
 
@@ -401,8 +758,9 @@ var stepChecks = new[]
     StepForStep("momentum η=0.1 μ=0.9", ps => new ScratchMomentum(ps, 0.1, 0.9), ps => Optimizers.Sgd(ps, lr: 0.1, momentum: 0.9)),
     StepForStep("Adam η=0.01", ps => new ScratchAdam(ps, 0.01), ps => Optimizers.Adam(ps, lr: 0.01)),
 };
-new DataFrame(new StringDataFrameColumn("optimizer", stepChecks.Select(c => c.Name)),
-    new DoubleDataFrameColumn("max |weight difference| over 25 steps", stepChecks.Select(c => c.Worst)))
+display(new DataFrame(new StringDataFrameColumn("optimizer", stepChecks.Select(c => c.Name)),
+    new DoubleDataFrameColumn("max |weight difference| over 25 steps", stepChecks.Select(c => c.Worst))));
+Claim.AtMost("the scratch optimizers match TorchSharp's step for step (float64 rounding)", stepChecks.Max(c => c.Worst), full: 1e-12, quick: 1e-12)
 
 // %% [markdown]
 // Differences at the level of float64 rounding (≈1e-16 to 1e-15; TorchSharp's Adam divides in a slightly different order): the formulas are the ones TorchSharp implements. The library's `Optimizers` are in turn tested against PyTorch's own updates (`optim_*.safetensors` goldens, within 1e-5 in float32).
@@ -431,6 +789,7 @@ var race = new[]
     Series("SGD η=0.1", Race(ps => new ScratchSgd(ps, 0.1))),
     Series("momentum η=0.1 μ=0.9", Race(ps => new ScratchMomentum(ps, 0.1, 0.9))),
     Series("Adam η=0.01", Race(ps => new ScratchAdam(ps, 0.01))),
+    Series("the articles' Adam η=0.01", Race(ps => new ScratchArticleAdam(ps, 0.01))),
 };
 display(Plot.Curves(race, title: "Training loss of the three optimizers", yTitle: "MSE (log scale)", logY: true));
 new DataFrame(new StringDataFrameColumn("optimizer", race.Select(r => r.Item1)),
@@ -438,6 +797,8 @@ new DataFrame(new StringDataFrameColumn("optimizer", race.Select(r => r.Item1)),
     new DoubleDataFrameColumn("loss after 300 steps", race.Select(r => r.Item2[^1])))
 
 // %% [markdown]
+// The source articles' Adam is in the race too, and on this small problem it need not lose: its first steps are up to several times larger than α (the constant-gradient test above), which here acts like a larger learning rate, and later it steps about 0.71 α. That is a learning-rate schedule nobody chose, hidden in a formula that claims to be running means of g and g² and is not; with the same η the two are simply different optimizers, and only one of them is Adam.
+//
 // ## 6. A real run: an MLP on Fashion-MNIST
 //
 // [Fashion-MNIST](https://github.com/zalandoresearch/fashion-mnist): 70,000 grey 28×28 images of clothing in 10 classes (60,000 for training, 10,000 for testing), shipped in `data/`. `Datasets.FashionMnist` reads the IDX files (checking magic numbers and sizes) into images scaled to [0, 1] and int64 labels. We keep 10% of the training set aside for **validation**: the held-out numbers we watch during training, while the test set is touched once at the end.
@@ -493,11 +854,53 @@ var history = trainer.Fit(trainLoader, valLoader);
 history.ToDataFrame()
 
 // %% [markdown]
-// The faint line is the per-step training loss (smoothed); the markers are epoch means. Training loss is measured with dropout on and while the weights change, validation loss in eval mode at the end of each epoch, so early on the validation loss can even sit below the training loss. Now the test set, once:
+// The faint line is the per-step training loss (smoothed); the markers are epoch means. Training loss is measured with dropout on and while the weights change, validation loss in eval mode at the end of each epoch, so early on the validation loss can even sit below the training loss.
+//
+// The source articles run this experiment with three mistakes in a few lines: a dense layer declared for 784 inputs is fed the unflattened 28 × 28 images, the text announces 3 hidden layers where the code has 2, and the accuracy reported as "test accuracy" is measured on the training data. The first and the last, computed:
 
-// %%
+// %% tags=["errata-17-article"]
+string unflattened;
+try { using var noGrad = torch.no_grad(); nn.Linear(784, 256).call(trainSet.Inputs[..4]); unflattened = "no error"; }
+catch (Exception e) { unflattened = e.Message.Split('\n')[0]; }
+var onTrainingData = trainer.Evaluate(new BatchLoader(trainSet, batchSize: 1000));
+display($"a 784-input layer on images of shape [{string.Join(", ", trainSet.Inputs[..4].shape)}]: {unflattened}");
+display($"\"test accuracy\" measured on the training data: {onTrainingData["accuracy"]:P2}");
+Claim.That("a layer for 784 inputs refuses unflattened 28 × 28 images", unflattened != "no error", unflattened)
+
+// %% [markdown]
+// The fix for each: flatten first (`nn.Flatten()` is the first layer of `FashionMlp`), count the layers from the model rather than from memory, and measure the test accuracy once, on images the model never trained on. Now the test set, once:
+
+// %% tags=["errata-17-correct"]
+var hiddenLayers = mlp.modules().OfType<TorchSharp.Modules.Linear>().Count() - 1;
 var test = trainer.Evaluate(testLoader);
-$"test: {test}. Accuracy {test["accuracy"]:P2} ({Notebook.Profile} profile; the Full profile's goal is ≥ 88%: {(test["accuracy"] >= 0.88 ? "met" : "not met")})"
+display($"FashionMlp on [{string.Join(", ", trainSet.Inputs[..4].shape)}] → [{string.Join(", ", mlp.call(trainSet.Inputs[..4]).shape)}]; hidden layers: {hiddenLayers}");
+display($"test: {test}. Accuracy {test["accuracy"]:P2} ({Notebook.Profile} profile), against {onTrainingData["accuracy"]:P2} on the training data");
+display(Claim.Close("the MLP has 2 hidden layers", hiddenLayers, 2, 0));
+display(Claim.AtLeast("accuracy on the training data overstates the test accuracy (points)", onTrainingData["accuracy"] - test["accuracy"], full: 0, quick: null));
+Claim.AtLeast("the MLP reaches ≥ 88 % test accuracy", test["accuracy"], full: 0.88, quick: 0.7)
+
+// %% [markdown]
+// **What real curves look like.** The source articles report a run whose first-epoch loss is 2.358 and whose final loss of 1.00 comes with 98.2 % accuracy. A model that guesses uniformly among 10 classes has cross-entropy ln 10 = 2.303, so a first epoch at 2.358 is worse on average than not learning at all. And a mean cross-entropy of 1.00 means that the true class gets, on (geometric) average, e⁻¹ = 37 % of the probability, while the argmax is right 98.2 % of the time: a model that is right on almost every image and yet hesitant on almost every one. That is possible in principle, but it is not what training produces:
+
+// %% tags=["errata-19-article"]
+double chanceLoss = Math.Log(10);
+display(new DataFrame(
+    new StringDataFrameColumn("the articles' reported run", new[] { "epoch-1 loss", "ln 10 (uniform guess over 10 classes)", "final loss", "e^(−final loss): geometric-mean probability of the true class", "reported accuracy" }),
+    new DoubleDataFrameColumn("value", new[] { 2.358, chanceLoss, 1.00, Math.Exp(-1.00), 0.982 })));
+Claim.AtLeast("the articles' epoch-1 loss is worse than a uniform guess (2.358 − ln 10)", 2.358 - chanceLoss, full: 0, quick: 0)
+
+// %% [markdown]
+// Our run on the same task: the very first step starts at ln 10, the first epoch's mean is already far below it, and loss and accuracy move together (the geometric-mean probability of the true class is e^(−loss)):
+
+// %% tags=["errata-19-correct"]
+var firstStepLoss = history.Steps[0].Loss;
+var testLoss = test["loss"];
+display(new DataFrame(
+    new StringDataFrameColumn("our run", new[] { "loss of the first step", "epoch-1 mean training loss", "final validation loss", "test loss", "e^(−test loss)", "test accuracy" }),
+    new DoubleDataFrameColumn("value", new[] { firstStepLoss, history.Epochs[0].TrainLoss, history.Last!.ValLoss!.Value, testLoss, Math.Exp(-testLoss), test["accuracy"] })));
+display(Claim.Between("training starts at ln 10 = 2.30 (first step)", firstStepLoss, 2.1, 2.5, quick: (2.1, 2.5)));
+display(Claim.AtMost("the first epoch's mean loss is well below ln 10", history.Epochs[0].TrainLoss, full: 1.0, quick: 1.5));
+Claim.AtMost("at ≥ 88 % accuracy the test loss is far below 1.00", testLoss, full: 0.4, quick: null)
 
 // %% [markdown]
 // ## 7. Checkpoint, crash, resume
@@ -569,9 +972,12 @@ display(Plot.Curves(new[]
     Series("B: crashed", TrainingHistory.MovingAverage(runB.History.StepLosses, 10)),
     Series("C: resumed from B's checkpoint", TrainingHistory.MovingAverage(lossesC, 10)),
 }, title: $"Step losses (moving average of 10); C resumes at step {resumedFrom}", yTitle: "training loss"));
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("check", new[] { "steps in A and in C", $"steps after the resume (from step {resumedFrom})", "max |loss A − loss C| over all steps", "final weights bit-identical", "B's steps after its last checkpoint (lost, redone by C)" }),
-    new StringDataFrameColumn("result", new[] { $"{lossesA.Length} and {lossesC.Length}", $"{lossesC.Length - resumedFrom}", $"{maxLossDifference}", $"{sameWeights}", $"{runB.History.Steps.Count - resumedFrom}" }))
+    new StringDataFrameColumn("result", new[] { $"{lossesA.Length} and {lossesC.Length}", $"{lossesC.Length - resumedFrom}", $"{maxLossDifference}", $"{sameWeights}", $"{runB.History.Steps.Count - resumedFrom}" })));
+display(Claim.That("A and C take the same number of steps, some of them after the resume", lossesA.Length == lossesC.Length && lossesC.Length > resumedFrom, $"{lossesA.Length} and {lossesC.Length}, resumed at {resumedFrom}"));
+display(Claim.Close("the losses of A and C differ by exactly 0 at every step", maxLossDifference, 0, 0));
+Claim.That("the final weights are bit-identical", sameWeights, $"{sameWeights}")
 
 // %% [markdown]
 // The curves of A and C are the same curve: the difference is exactly 0 at every step, including the steps after the resume, and the final weights are bit-identical. Three ingredients make this work: the optimizer state travels with the weights, the random generator's state is restored (dropout masks), and the batch order of an epoch depends only on the loader's seed and the epoch number.

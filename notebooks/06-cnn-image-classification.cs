@@ -18,10 +18,10 @@
 // In this notebook we
 //
 // 1. compute a convolution **by hand** on a real photograph and check it against `conv2d`, then the output-size formula and max-pooling;
-// 2. count parameters: why a CNN needs far fewer than an MLP;
+// 2. count parameters: why a CNN needs far fewer than an MLP, and where the source articles' CNN spends its 205 million;
 // 3. train a CNN on **Fashion-MNIST** with the library `Trainer` and compare it with an MLP;
 // 4. read the mistakes: confusion matrix, the shirt / T-shirt / pullover muddle, the most confident errors, the learned filters and feature maps;
-// 5. run the seed project's pipeline, **ImageFolder → Resize → ToTensor → Normalize**, on a folder of PNG files, which is how you would classify your own images.
+// 5. run the source articles' pipeline, **ImageFolder → Resize → ToTensor → Normalize**, on a folder of PNG files, which is how you would classify your own images.
 
 // %%
 #r "nuget: Workbook, 0.1.0"
@@ -73,7 +73,8 @@ for (int i = 0; i <= H - k; i++)
 var handEdges = torch.tensor(byHand, new long[] { 1, H - k + 1, W - k + 1 });
 var kernel = torch.tensor(new float[] { -1, 0, 1, -2, 0, 2, -1, 0, 1 }, new long[] { 1, 1, 3, 3 });   // [out, in, kH, kW]
 var torchEdges = nn.functional.conv2d(gray.unsqueeze(0), kernel).squeeze(0);
-$"loops: {string.Join("×", handEdges.shape)}, conv2d: {string.Join("×", torchEdges.shape)}, max |difference| = {(handEdges - torchEdges).abs().max().item<float>():G3}"
+display($"loops: {string.Join("×", handEdges.shape)}, conv2d: {string.Join("×", torchEdges.shape)}, max |difference| = {(handEdges - torchEdges).abs().max().item<float>():G3}");
+Claim.AtMost("the four loops compute what conv2d computes (float rounding)", (handEdges - torchEdges).abs().max().item<float>(), full: 1e-5, quick: 1e-5)
 
 // %% [markdown]
 // Same shape, same numbers (the difference is float rounding). The edge map is bright (or dark, for right-to-left changes) along the vertical outlines of the building and black on the flat sky:
@@ -100,14 +101,17 @@ var sizeRows = cases.Select(c =>
     return (c, formula: (ConvArithmetic.OutputSize(H, c.K, c.S, c.P, c.D), ConvArithmetic.OutputSize(W, c.K, c.S, c.P, c.D)),
             actual: ((int)y.shape[2], (int)y.shape[3]));
 }).ToList();
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("kernel, stride, padding, dilation", sizeRows.Select(r => $"k={r.c.K}, s={r.c.S}, p={r.c.P}, d={r.c.D}")),
     new StringDataFrameColumn("formula (H×W)", sizeRows.Select(r => $"{r.formula.Item1}×{r.formula.Item2}")),
     new StringDataFrameColumn("conv2d (H×W)", sizeRows.Select(r => $"{r.actual.Item1}×{r.actual.Item2}")),
-    new BooleanDataFrameColumn("equal", sizeRows.Select(r => r.formula == r.actual)))
+    new BooleanDataFrameColumn("equal", sizeRows.Select(r => r.formula == r.actual))));
+display(Claim.That("the output-size formula is what conv2d returns, in every case", sizeRows.All(r => r.formula == r.actual), $"{sizeRows.Count(r => r.formula == r.actual)} of {sizeRows.Count}"));
+display(Claim.That("k = 3, p = 1, s = 1 keeps the size", ConvArithmetic.OutputSize(H, 3, 1, 1) == H && ConvArithmetic.OutputSize(W, 3, 1, 1) == W, $"{H}×{W}"));
+Claim.Close("a stride of 2 halves it", ConvArithmetic.OutputSize(28, 3, 2, 1), 14, 0)
 
 // %% [markdown]
-// Two cases matter most: **k = 3, p = 1, s = 1 keeps the size** ("same" padding, `p = (k−1)/2`), and a stride of 2 halves it. The seed project's CNN hard-coded its flatten size as `128·56·56`, which is right only for 224×224 inputs; our `SimpleCNN` computes it with this formula for any input size.
+// Two cases matter most: **k = 3, p = 1, s = 1 keeps the size** ("same" padding, `p = (k−1)/2`), and a stride of 2 halves it. The source articles' CNN hard-codes its flatten size as `128·56·56`, which is right only for 224×224 inputs; our `SimpleCNN` computes it with this formula for any input size.
 //
 // ### Max-pooling
 //
@@ -121,38 +125,42 @@ for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++)
         pooledByHand[i * 2 + j] = new[] { s[(2 * i) * 4 + 2 * j], s[(2 * i) * 4 + 2 * j + 1], s[(2 * i + 1) * 4 + 2 * j], s[(2 * i + 1) * 4 + 2 * j + 1] }.Max();
 var pooled = nn.functional.max_pool2d(small, new long[] { 2, 2 });
-$"by hand [{string.Join(", ", pooledByHand)}], max_pool2d [{string.Join(", ", pooled.data<float>().ToArray())}]; edge map {string.Join("×", torchEdges.shape)} → pooled {string.Join("×", nn.functional.max_pool2d(torchEdges.unsqueeze(0), new long[] { 2, 2 }).shape.Skip(1))}"
+display($"by hand [{string.Join(", ", pooledByHand)}], max_pool2d [{string.Join(", ", pooled.data<float>().ToArray())}]; edge map {string.Join("×", torchEdges.shape)} → pooled {string.Join("×", nn.functional.max_pool2d(torchEdges.unsqueeze(0), new long[] { 2, 2 }).shape.Skip(1))}");
+Claim.That("max-pooling by hand equals max_pool2d", pooledByHand.SequenceEqual(pooled.data<float>().ToArray()), $"[{string.Join(", ", pooledByHand)}]")
 
 // %% [markdown]
 // ## 2 · Fashion-MNIST
 //
 // 70,000 grayscale 28×28 images of clothing in 10 classes (60,000 for training, 10,000 for testing), a harder drop-in replacement for MNIST digits. The repository ships the files in `data/fashion-mnist`; `Datasets.FashionMnist` reads the IDX format into float tensors `[N, 1, 28, 28]` scaled to 0..1. The Quick profile uses a slice of the training set.
+//
+// As in notebook 04, 10% of the training images are held out for **validation**: the numbers we watch during training and use to compare models. The test set is touched once, at the end of section 4.
 
 // %%
 var classes = Datasets.FashionMnistClasses;
 var trainAll = Datasets.FashionMnist(train: true, limit: Notebook.Pick<int?>(quick: 8000, full: null));
 var testAll = Datasets.FashionMnist(train: false, limit: Notebook.Pick<int?>(quick: 2000, full: null));
-// Standardise with the training set's statistics (never the test set's): mean 0 and std 1 make the first layer's job easier.
-float pixelMean = trainAll.Inputs.mean().item<float>(), pixelStd = trainAll.Inputs.std().item<float>();
-var trainSet = new InMemoryDataset((trainAll.Inputs - pixelMean) / pixelStd, trainAll.Targets);
-var testSet = new InMemoryDataset((testAll.Inputs - pixelMean) / pixelStd, testAll.Targets);
-$"train {trainSet.Count}, test {testSet.Count}; pixel mean {pixelMean:F4}, std {pixelStd:F4}"
+var (trainRaw, valRaw) = trainAll.Split(validationFraction: 0.1, seed: 1);
+// Standardise with the training rows' statistics (never the validation or test set's): mean 0 and std 1 make the first layer's job easier.
+float pixelMean = trainRaw.Inputs.mean().item<float>(), pixelStd = trainRaw.Inputs.std().item<float>();
+InMemoryDataset Standardised(InMemoryDataset d) => new((d.Inputs - pixelMean) / pixelStd, d.Targets);
+var (trainSet, valSet, testSet) = (Standardised(trainRaw), Standardised(valRaw), Standardised(testAll));
+$"train {trainSet.Count}, validation {valSet.Count}, test {testSet.Count}; pixel mean {pixelMean:F4}, std {pixelStd:F4}"
 
 // %%
-VisionPlot.Predictions(trainAll.Inputs.narrow(0, 0, 16), trainAll.Targets.narrow(0, 0, 16).data<long>().ToArray().Select(v => (int)v).ToList(),
+VisionPlot.Predictions(trainRaw.Inputs.narrow(0, 0, 16), trainRaw.Targets.narrow(0, 0, 16).data<long>().ToArray().Select(v => (int)v).ToList(),
     null, classes, columns: 8, title: "The first 16 training images")
 
 // %% [markdown]
 // ## 3 · The models and their parameter counts
 //
-// `SimpleCNN` is the seed project's network: two stages of *conv 3×3 → ReLU → max-pool 2×2*, then a linear classifier. `BatchNormCNN` adds batch normalisation after each convolution (activations stay standardised, so training tolerates a larger learning rate) and dropout before the linear layers (most parameters live there, and that is where it overfits). The MLP is the one from notebook 04: 784 → 256 → 128 → 10 with ReLU.
+// `SimpleCNN` has the shape of the source articles' network: two stages of *conv 3×3 → ReLU → max-pool 2×2*, then the classifier. It is not their network. Theirs has 64 and 128 filters, reads 224×224 colour images and has a hidden layer of 512 units; ours has 8 and 16 filters, reads 28×28 grey images and goes straight from the features to the 10 logits. Ours is smaller because the task is: 28×28 grey images of 10 classes need far fewer filters, and on two CPU cores the articles' width would cost 64× the convolution work for a few points of accuracy at most (the parameter count below shows what their size costs). `BatchNormCNN` adds batch normalisation after each convolution (activations stay standardised, so training tolerates a larger learning rate) and dropout before the linear layers (most parameters live there, and that is where it overfits). The MLP is the one from notebook 04, layer for layer: 784 → 256 → 128 → 10 with ReLU and dropout 0.2 after each hidden layer.
 
 // %%
-nn.Module<Tensor, Tensor> MakeMlp() => nn.Sequential(
-    ("flatten", nn.Flatten()),
-    ("fc1", nn.Linear(784, 256)), ("relu1", nn.ReLU()),
-    ("fc2", nn.Linear(256, 128)), ("relu2", nn.ReLU()),
-    ("fc3", nn.Linear(128, 10)));
+nn.Module<Tensor, Tensor> MakeMlp() => nn.Sequential(     // notebook 04's FashionMlp
+    nn.Flatten(),
+    nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
+    nn.Linear(256, 128), nn.ReLU(), nn.Dropout(0.2),
+    nn.Linear(128, 10));
 long CountParameters(nn.Module m) => m.parameters().Sum(p => p.numel());
 
 var simple = new SimpleCNN(inChannels: 1, height: 28, width: 28, numClasses: 10);
@@ -165,17 +173,102 @@ new DataFrame(
 // Where do the parameters go? A convolution with `C_in` input and `C_out` output channels and a k×k kernel has `C_out·C_in·k² + C_out` parameters **whatever the image size**: conv1 of `SimpleCNN` has 8·1·9 + 8 = 80. The MLP's first layer alone has 784·256 + 256 = 200,960, one weight per pixel per hidden unit. `SimpleCNN` has 25× fewer parameters than the MLP in total, and its bulk sits in the final linear layer (16·7·7 = 784 features × 10 classes), which is why `FlattenSize` matters. `BatchNormCNN` spends its budget on a 128-unit hidden layer after the convolutions.
 
 // %%
-simple.named_parameters().Select(p => $"{p.name} {string.Join("×", p.parameter.shape)} = {p.parameter.numel()}").ToList()
+var namedSimple = simple.named_parameters().Select(p => (p.name, Count: p.parameter.numel())).ToList();
+display(namedSimple.Select(p => $"{p.name} {string.Join("×", simple.named_parameters().Single(q => q.name == p.name).parameter.shape)} = {p.Count}").ToList());
+var bn = paramTable[2].Model;
+long mlpCount = CountParameters(paramTable[0].Model), simpleCount = CountParameters(simple);
+display(Claim.Close("conv1 of SimpleCNN has 8·1·9 + 8 = 80 parameters", namedSimple.Where(p => p.name.StartsWith("conv1")).Sum(p => p.Count), 80, 0));
+display(Claim.Close("the MLP's first layer has 784·256 + 256 = 200,960", paramTable[0].Model.parameters().Take(2).Sum(p => p.numel()), 200_960, 0));
+display(Claim.Between("SimpleCNN has 25× fewer parameters than the MLP", (double)mlpCount / simpleCount, 24.5, 26.5, quick: (24.5, 26.5)));
+display(Claim.AtLeast("its bulk sits in the final linear layer (share)", namedSimple.Where(p => p.name.StartsWith("fc")).Sum(p => p.Count) / (double)simpleCount, full: 0.8, quick: 0.8));
+Claim.AtLeast("BatchNormCNN spends most of its budget on the 128-unit hidden layer (share)", bn.named_parameters().Where(p => p.name.StartsWith("fc1")).Sum(p => p.parameter.numel()) / (double)CountParameters(bn), full: 0.9, quick: 0.9)
+
+// %% [markdown]
+// **The source articles' CNN.** Their network, built at the size they train it (224×224 RGB input, conv 3→64 and 64→128, `fc1 = Linear(128·56·56, 512)`, fc2 512 → 10), tensor by tensor:
+
+// %% tags=["errata-21-article"]
+var articleCnn = new SimpleCNN(inChannels: 3, height: 224, width: 224, numClasses: 10, channels1: 64, channels2: 128, hidden: 512);
+var articleParts = articleCnn.named_parameters().Select(p => (Name: p.name, Shape: string.Join("×", p.parameter.shape), Count: p.parameter.numel())).ToList();
+long articleTotal = articleParts.Sum(p => p.Count), fc1Weights = articleParts.Single(p => p.Name == "fc1.weight").Count;
+int articleFlatten = articleCnn.FlattenSize;
+articleCnn.Dispose();                                  // 822 MB of weights we do not train
+display(new DataFrame(
+    new StringDataFrameColumn("tensor", articleParts.Select(p => p.Name)),
+    new StringDataFrameColumn("shape", articleParts.Select(p => p.Shape)),
+    new Int64DataFrameColumn("parameters", articleParts.Select(p => p.Count)),
+    new DoubleDataFrameColumn("share %", articleParts.Select(p => Math.Round(100.0 * p.Count / articleTotal, 3)))));
+display($"total {articleTotal:N0} parameters, {articleTotal * 4 / 1e6:F1} MB in float32; fc1's weights alone {fc1Weights:N0} ({fc1Weights * 4 / 1e6:F1} MB)");
+display(Claim.Close("the flatten size 128·56·56 is right for 224×224 input", articleFlatten, 128 * 56 * 56, 0));
+display(Claim.Close("fc1 alone holds 205,520,896 weights", fc1Weights, 205_520_896, 0));
+display(Claim.Close("… 822 MB in float32", fc1Weights * 4 / 1e6, 822.08, 0.01));
+Claim.AtLeast("… 99.9 % of the model, for 10 classes", (double)fc1Weights / articleTotal, full: 0.999, quick: 0.999)
+
+// %% [markdown]
+// The shapes are right, but the classifier memorises *where* each of 128 features appeared on a 56×56 grid, with 512 weights for each of the 401,408 positions-times-channels. **Global average pooling** (GAP) asks only *whether* each feature appeared: it averages each channel over all positions, so fc1 reads 128 numbers instead of 401,408. The articles' network with GAP in place of the flatten, and the same idea trained here on Fashion-MNIST: `SimpleCNN`'s flatten head against a GAP head on the same convolutions (and on twice as many filters), each trained for the same short run on a subset and scored on the validation split:
+
+// %% tags=["errata-21-correct"]
+sealed class GapCNN : nn.Module<Tensor, Tensor>          // conv → ReLU → pool, twice, then the mean of each channel, then the classifier
+{
+    readonly nn.Module<Tensor, Tensor> conv1, conv2, pool, fc1, fc2;
+    readonly bool hidden;
+    public GapCNN(int inChannels, int c1, int c2, int classes = 10, int hiddenUnits = 0) : base(nameof(GapCNN))
+    {
+        conv1 = nn.Conv2d(inChannels, c1, 3, padding: 1); conv2 = nn.Conv2d(c1, c2, 3, padding: 1); pool = nn.MaxPool2d(2);
+        hidden = hiddenUnits > 0;
+        fc1 = hidden ? nn.Linear(c2, hiddenUnits) : nn.Identity();
+        fc2 = nn.Linear(hidden ? hiddenUnits : c2, classes);
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = pool.forward(nn.functional.relu(conv2.forward(pool.forward(nn.functional.relu(conv1.forward(x))))));
+        var features = h.mean(new long[] { 2, 3 });                                   // [N, C]: one number per channel
+        var logits = fc2.forward(hidden ? nn.functional.relu(fc1.forward(features)) : features);
+        return logits.MoveToOuterDisposeScope();
+    }
+}
+long articleGap;
+using (var gap224 = new GapCNN(3, 64, 128, hiddenUnits: 512)) articleGap = CountParameters(gap224);
+var headSubset = trainSet.Take(Notebook.Pick(quick: 1000, full: 12000));
+double HeadAccuracy(nn.Module<Tensor, Tensor> model)
+{
+    var trainer = new Trainer(model, Optimizers.Adam(model.parameters(), 3e-3), Losses.CrossEntropy) { Epochs = 2 };
+    trainer.Fit(new BatchLoader(headSubset, 128, shuffle: true, seed: 42));
+    return Evaluation.Accuracy(Evaluation.Predict(model, valSet.Inputs), valSet.Targets);
+}
+var heads = new (string Name, Func<nn.Module<Tensor, Tensor>> Make)[]
+{
+    ("SimpleCNN 8/16, flatten → fc", () => new SimpleCNN()),
+    ("8/16, GAP → fc", () => new GapCNN(1, 8, 16)),
+    ("16/32, GAP → fc", () => new GapCNN(1, 16, 32)),
+};
+var headRows = heads.Select(h => { Notebook.Reseed(42); var m = h.Make(); return (h.Name, Parameters: CountParameters(m), Accuracy: HeadAccuracy(m)); }).ToList();
+display(new DataFrame(
+    new StringDataFrameColumn("the articles' network at 224×224", new[] { "flatten → fc1 (as written)", "global average pooling → fc1" }),
+    new Int64DataFrameColumn("parameters", new[] { articleTotal, articleGap })));
+display(new DataFrame(
+    new StringDataFrameColumn($"Fashion-MNIST, {headSubset.Count:N0} images × 2 epochs", headRows.Select(r => r.Name)),
+    new Int64DataFrameColumn("parameters", headRows.Select(r => r.Parameters)),
+    new DoubleDataFrameColumn("validation accuracy", headRows.Select(r => Math.Round(r.Accuracy, 4))),
+    new DoubleDataFrameColumn("accuracy points per 1,000 parameters", headRows.Select(r => Math.Round(100 * r.Accuracy / (r.Parameters / 1000.0), 2)))));
+double PerThousand(int row) => 100 * headRows[row].Accuracy / (headRows[row].Parameters / 1000.0);
+display(Claim.AtLeast("GAP shrinks the articles' network more than 1,000-fold", (double)articleTotal / articleGap, full: 1000, quick: 1000));
+display(Claim.AtLeast("here, per parameter, the GAP head on the same convolutions is ahead (ratio of points per 1,000)", PerThousand(1) / PerThousand(0), full: 1, quick: null));
+Claim.AtLeast("but in accuracy the flatten head wins (points over the better GAP head)", headRows[0].Accuracy - Math.Max(headRows[1].Accuracy, headRows[2].Accuracy), full: 0.05, quick: null)
+
+// %% [markdown]
+// At 224×224 pooling removes 99.9% of the articles' parameters, at almost no cost in what the classifier can express: 128 channels, each averaged over a 56×56 map, still say *which* features the image contains. On 28×28 clothing with 8 or 16 filters the trade is different. Per parameter the pooled head is ahead, but in accuracy the flatten head wins clearly: a 7×7 map is small, 16 averaged numbers are few, and *where* a feature sits (a sleeve at the side, a heel at the bottom) matters for these classes. Global average pooling pays off when the feature maps are large and the channels many, as in the articles' network, and in deeper CNNs whose channels have already absorbed the position; this chapter keeps the flatten head.
 
 // %% [markdown]
 // ## 4 · Training the CNN with the library Trainer
 //
-// Adam, cross-entropy, a cosine learning-rate schedule, batches of 128, accuracy on the held-out test set after each epoch. The bar updates live while it trains.
+// Adam, cross-entropy, a cosine learning-rate schedule, batches of 128, accuracy on the validation split after each epoch. The bar updates live while it trains.
 
 // %%
 int epochs = Notebook.Pick(quick: 1, full: 6), batchSize = 128;
 var trainLoader = new BatchLoader(trainSet, batchSize, shuffle: true, seed: 42);
-var testLoader = new BatchLoader(testSet, 1000);
+var valLoader = new BatchLoader(valSet, 1000);
 
 (Trainer Trainer, double Seconds) Train(nn.Module<Tensor, Tensor> model, double lr)
 {
@@ -188,7 +281,7 @@ var testLoader = new BatchLoader(testSet, 1000);
     var bar = Notebook.Display($"training {model.GetName()}…");
     trainer.OnProgress = p => bar.Update(p);
     var clock = Stopwatch.StartNew();
-    trainer.Fit(trainLoader, testLoader);
+    trainer.Fit(trainLoader, valLoader);
     return (trainer, clock.Elapsed.TotalSeconds);
 }
 
@@ -209,6 +302,9 @@ var mlp = MakeMlp();
 var (mlpTrainer, mlpSeconds) = Train(mlp, lr: 1e-3);
 mlpTrainer.History.ToDataFrame()
 
+// %% [markdown]
+// Both models are trained; now the test set, once, for each:
+
 // %%
 var cnnLogits = Evaluation.Predict(cnn, testSet.Inputs);
 var mlpLogits = Evaluation.Predict(mlp, testSet.Inputs);
@@ -224,23 +320,22 @@ new DataFrame(
 
 // %%
 var convParameters = cnn.named_parameters().Where(p => !p.name.StartsWith("fc")).Sum(p => p.parameter.numel());
-$"BatchNormCNN: {convParameters:N0} parameters in the convolution stages, {CountParameters(cnn) - convParameters:N0} in the classifier (fc1, fc2)"
-
-// %%
+display($"BatchNormCNN: {convParameters:N0} parameters in the convolution stages, {CountParameters(cnn) - convParameters:N0} in the classifier (fc1, fc2)");
+display(Claim.Between("the CNN and the MLP have a similar parameter budget (ratio)", (double)CountParameters(cnn) / CountParameters(mlp), 0.5, 2, quick: (0.5, 2)));
+display(Claim.AtMost("almost none of the CNN's parameters are in the convolutions (share)", (double)convParameters / CountParameters(cnn), full: 0.05, quick: 0.05));
+display(Claim.AtLeast("the CNN is more accurate than the MLP (points)", cnnAccuracy - mlpAccuracy, full: 0, quick: null));
 // The goal of this chapter, checked in the Full profile (Quick trains too little to reach it).
-if (Notebook.Profile == RunProfile.Full && cnnAccuracy < 0.90)
-    throw new Exception($"The CNN reached only {cnnAccuracy:P2} test accuracy; the Full profile should reach 90%.");
-$"CNN test accuracy {cnnAccuracy:P2} vs MLP {mlpAccuracy:P2}"
+Claim.AtLeast("in Full the CNN passes 90 % test accuracy", cnnAccuracy, full: 0.90, quick: 0.7)
 
 // %% [markdown]
 // ### How fast is it?
 //
-// Training throughput (samples per second, forward + backward + Adam step) and inference throughput (images per second in eval mode, batches of 1000) on this machine's CPU:
+// Training throughput (samples per second, forward + backward + Adam step) and inference throughput (images per second in eval mode, batches of 1000, on the validation images) on this machine's CPU:
 
 // %%
 var timer = Stopwatch.StartNew();
-using (var _ = Evaluation.Predict(cnn, testSet.Inputs, batchSize: 1000)) { }
-double inferencePerSecond = testSet.Count / timer.Elapsed.TotalSeconds;
+using (var _ = Evaluation.Predict(cnn, valSet.Inputs, batchSize: 1000)) { }
+double inferencePerSecond = valSet.Count / timer.Elapsed.TotalSeconds;
 double trainPerSecond = epochs * (double)trainSet.Count / cnnSeconds;
 $"BatchNormCNN on {torch.get_num_threads()} CPU thread(s): training {trainPerSecond:F0} samples/s (incl. per-epoch evaluation), inference {inferencePerSecond:F0} images/s"
 
@@ -261,7 +356,18 @@ Evaluation.MostConfused(confusion, classes, top: 6)
 
 // %% [markdown]
 // The errors concentrate in one block: **Shirt, T-shirt/top, Pullover and Coat**. At 28×28 in grayscale these are the same silhouette, a torso with or without sleeves, and what separates them (buttons, a collar, a hem, the fabric) is a few pixels of texture that downsampling has mostly erased. *Shirt* has the lowest recall: it is the "in-between" class, long-sleeved like a pullover, buttoned like a coat, cut like a T-shirt. Trousers, bags, sandals and boots have distinctive shapes and are almost never confused.
-//
+
+// %%
+var cm = confusion.to_type(ScalarType.Float64);
+var recalls = Enumerable.Range(0, classes.Count).Select(c => cm[c, c].item<double>() / cm[c].sum().item<double>()).ToArray();
+int[] torsos = { 0, 2, 4, 6 }, distinct = { 1, 5, 8, 9 };             // T-shirt, Pullover, Coat, Shirt; Trouser, Sandal, Bag, Ankle boot
+double errors = cm.sum().item<double>() - cm.diagonal().sum().item<double>();
+double inBlock = torsos.Sum(r => torsos.Where(c => c != r).Sum(c => cm[r, c].item<double>()));
+display(Claim.AtLeast("the errors concentrate in the Shirt / T-shirt / Pullover / Coat block (share of all errors)", inBlock / errors, full: 0.5, quick: null));
+display(Claim.AtLeast("Shirt has the lowest recall (margin to the next lowest)", recalls.Where((_, c) => c != 6).Min() - recalls[6], full: 0, quick: null));
+Claim.AtLeast("trousers, bags, sandals and boots are almost never confused (lowest recall of the four)", distinct.Min(c => recalls[c]), full: 0.95, quick: null)
+
+// %% [markdown]
 // The mistakes the model was **most confident** about:
 
 // %%
@@ -300,7 +406,7 @@ VisionPlot.FeatureMaps(maps, columns: 8, title: "First-stage feature maps")
 // %% [markdown]
 // ## 7 · Your own images: the ImageFolder pipeline
 //
-// The seed project loaded photos with `ImageFolder(root, transform)`: one subfolder per class, every image resized, converted to a tensor and normalised. To try that without downloading anything we **export test images as PNG files** into such a folder, enlarged to 56×56 (each pixel becomes a 2×2 block) as stand-ins for "your own photos" of a different size, and then classify them through the pipeline.
+// The source articles load photos with `ImageFolder(root, transform)`: one subfolder per class, every image resized, converted to a tensor and normalised. To try that without downloading anything we **export test images as PNG files** into such a folder, enlarged to 56×56 (each pixel becomes a 2×2 block) as stand-ins for "your own photos" of a different size, and then classify them through the pipeline.
 //
 // Classes are the **sorted subfolder names**; prefixing them with the label id (`0_T-shirt_top`, `1_Trouser`, …) makes folder order equal to the model's class order.
 
@@ -341,10 +447,14 @@ var folderLogits = Evaluation.Predict(cnn, folderInputs);
 var sameImages = exported.OrderBy(i => (int)testAll.Targets[i].item<long>()).ThenBy(i => i).Select(i => (long)i).ToArray();
 var direct = testSet.Inputs.index_select(0, torch.tensor(sameImages));
 var directLogits = Evaluation.Predict(cnn, direct);
-new DataFrame(
+double directAccuracy = Evaluation.Accuracy(directLogits, folderTargets), folderAccuracy = Evaluation.Accuracy(folderLogits, folderTargets);
+double pixelGap = (folderInputs - direct).abs().max().item<float>();
+display(new DataFrame(
     new StringDataFrameColumn("path", new[] { "test tensors", "PNG 56×56 → ImageFolder → Resize(28) → ToTensor → Normalize" }),
-    new DoubleDataFrameColumn("accuracy", new[] { Evaluation.Accuracy(directLogits, folderTargets), Evaluation.Accuracy(folderLogits, folderTargets) }.Select(a => Math.Round(a, 4))),
-    new DoubleDataFrameColumn("max |pixel difference| (normalised)", new[] { 0.0, Math.Round((folderInputs - direct).abs().max().item<float>(), 3) }))
+    new DoubleDataFrameColumn("accuracy", new[] { directAccuracy, folderAccuracy }.Select(a => Math.Round(a, 4))),
+    new DoubleDataFrameColumn("max |pixel difference| (normalised)", new[] { 0.0, Math.Round(pixelGap, 3) })));
+display(Claim.AtMost("the two accuracies agree closely (points)", Math.Abs(directAccuracy - folderAccuracy), full: 0.03, quick: 0.1));
+Claim.AtLeast("but the inputs are not identical (max pixel difference)", pixelGap, full: 1e-3, quick: 1e-3)
 
 // %% [markdown]
 // The two accuracies agree closely, but the inputs are not identical: shrinking 56 → 28 with (antialiased) bilinear filtering is not the exact inverse of the 2×2 enlargement. It blends each pixel with a little of its neighbours (the max pixel difference in the table), a slight blur the network never saw in training, which moves a few borderline predictions one way or the other. That is the general lesson for your own photos: the model only knows the distribution it was trained on. Put them in `my-images/<class>/…`, match the channel count (`channels: 1` here), the size and the normalisation used in training, and remember that Fashion-MNIST garments are light on a black background: a dark shirt photographed on a white table needs inverting (`1 − x`) before it looks like the training data. Training with the same resize in the pipeline (or with blur as augmentation) removes the mismatch.

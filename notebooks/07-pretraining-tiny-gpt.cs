@@ -66,8 +66,18 @@ new DataFrame(
 
 // %%
 var ranks = Enumerable.Range(1, counts.Count).Select(r => (double)r).ToList();
-Plot.WithLayout(Plot.Line(ranks, counts.Select(c => (double)c.Count).ToList(), "count", title: "Token frequency by rank", xTitle: "rank", yTitle: "count", logY: true),
-    ("xaxis", new { type = "log", title = new { text = "rank (log)" } }))
+display(Plot.WithLayout(Plot.Line(ranks, counts.Select(c => (double)c.Count).ToList(), "count", title: "Token frequency by rank", xTitle: "rank", yTitle: "count", logY: true),
+    ("xaxis", new { type = "log", title = new { text = "rank (log)" } })));
+// Zipf: log count ≈ a − s·log rank. A least-squares line through ranks 10 to 1,000 (the head is a few symbols, the tail is counts of 1 and 2).
+var zipf = Enumerable.Range(10, 991).Select(r => (X: Math.Log(r), Y: Math.Log(counts[r - 1].Count))).ToList();
+double mx = zipf.Average(p => p.X), my = zipf.Average(p => p.Y);
+double slope = zipf.Sum(p => (p.X - mx) * (p.Y - my)) / zipf.Sum(p => (p.X - mx) * (p.X - mx));
+double r2 = Math.Pow(zipf.Sum(p => (p.X - mx) * (p.Y - my)), 2) / (zipf.Sum(p => (p.X - mx) * (p.X - mx)) * zipf.Sum(p => (p.Y - my) * (p.Y - my)));
+double handful = counts.Count(c => c.Count <= 5) / (double)counts.Count;
+display($"slope of log count against log rank (ranks 10–1,000): {slope:F2}, R² = {r2:F3}; distinct tokens seen at most 5 times: {handful:P1}");
+display(Claim.AtLeast("count against rank is close to a straight line on log-log axes (R², ranks 10–1,000)", r2, full: 0.95, quick: 0.95));
+display(Claim.Close("Shakespeare uses 11,706 distinct tokens", counts.Count, 11_706, 0));
+Claim.AtLeast("half of the distinct tokens occur only a handful of times (≤ 5)", handful, full: 0.5, quick: 0.5)
 
 // %% [markdown]
 // **Split.** The first 90% of the token stream trains, the last 10% validates (a contiguous split, as in nanoGPT: random windows from one text would put near-copies of validation passages into training). A training example is a random window of `block_size` tokens; the targets are the same window shifted by one, so every position learns to predict its next token:
@@ -108,7 +118,11 @@ using (no_grad())
     compactLoss = vocab.CrossEntropy(probe.forward(cx), cy).item<float>();
     fullLoss = GptModel.Loss(fullProbe.forward(tensor(fx, [4, 64])), tensor(fy, [4, 64])).item<float>();
 }
-$"K = {vocab.Size:N0} of V = {vocab.FullVocabSize:N0}; compact loss {compactLoss:F6}, full-vocabulary loss {fullLoss:F6} (difference {Math.Abs(compactLoss - fullLoss):E1}); ln V = {Math.Log(vocab.FullVocabSize):F4}; parameters trained {probe.ParameterCount:N0} instead of {fullProbe.ParameterCount:N0}"
+display($"K = {vocab.Size:N0} of V = {vocab.FullVocabSize:N0}; compact loss {compactLoss:F6}, full-vocabulary loss {fullLoss:F6} (difference {Math.Abs(compactLoss - fullLoss):E1}); ln V = {Math.Log(vocab.FullVocabSize):F4}; parameters trained {probe.ParameterCount:N0} instead of {fullProbe.ParameterCount:N0}");
+display(Claim.Close("the other 38,551 never appear", vocab.FullVocabSize - vocab.Size, 38_551, 0));
+display(Claim.AtMost("compact and full-vocabulary losses agree to float32 rounding", Math.Abs(compactLoss - fullLoss), full: 1e-4, quick: 1e-4));
+display(Claim.Between("at initialisation both equal ln V ≈ 10.82", fullLoss, Math.Log(vocab.FullVocabSize) - 0.1, Math.Log(vocab.FullVocabSize) + 0.1, quick: (Math.Log(vocab.FullVocabSize) - 0.1, Math.Log(vocab.FullVocabSize) + 0.1)));
+Claim.Close("the head shrinks 4.3×", (double)vocab.FullVocabSize / vocab.Size, 4.3, 0.01)
 
 // %% [markdown]
 // At initialisation both equal $\ln V \approx 10.82$ (a uniform guess over 50,257 tokens), and they agree to float32 rounding. The head shrinks 4.3×, and one training step becomes several times faster (exercise 1 measures it).
@@ -144,7 +158,15 @@ Plot.WithLayout(chart, ("title", new { text = "Shipped model: loss curves" }), (
 
 // %%
 var finalVal = metrics.GetProperty("final_val_loss_full_split").GetDouble();
-$"best step {metrics.GetProperty("best_step")}; validation loss over the whole split {finalVal:F3} nats/token = perplexity {Math.Exp(finalVal):F0} (a uniform guess over GPT-2's vocabulary: perplexity {vocab.FullVocabSize:N0})"
+display($"best step {metrics.GetProperty("best_step")}; validation loss over the whole split {finalVal:F3} nats/token = perplexity {Math.Exp(finalVal):F0} (a uniform guess over GPT-2's vocabulary: perplexity {vocab.FullVocabSize:N0})");
+double Gap(JsonElement e) => e.GetProperty("val_loss").GetDouble() - e.GetProperty("train_loss").GetDouble();
+var half = evals.First(e => EvalStep(e) >= 500);
+double epochsSeen = recipe.GetProperty("MaxSteps").GetInt32() * recipe.GetProperty("BatchSize").GetInt32() * recipe.GetProperty("BlockSize").GetInt32() / (double)metrics.GetProperty("data").GetProperty("train_tokens").GetInt32();
+display(Claim.That("both losses are still falling at step 1,000", evals[^1].GetProperty("val_loss").GetDouble() < evals[^2].GetProperty("val_loss").GetDouble()
+    && evals[^1].GetProperty("train_loss").GetDouble() < evals[^2].GetProperty("train_loss").GetDouble(), $"validation {evals[^2].GetProperty("val_loss").GetDouble():F4} → {evals[^1].GetProperty("val_loss").GetDouble():F4}"));
+display(Claim.AtLeast("but the gap between them widens (gap at step 1,000 − gap at step 500)", Gap(evals[^1]) - Gap(half), full: 0.05, quick: 0.05));
+display(Claim.Close("300k training tokens seen 6.7 times", epochsSeen, 6.7, 0.05));
+Claim.Close("perplexity ≈ 160", Math.Exp(finalVal), 160, 1)
 
 // %% [markdown]
 // Both losses are still falling at step 1,000, but the gap between them widens: with 300k training tokens seen 6.7 times, the model starts to memorise. Perplexity ≈ 160 means the model is, on average, as unsure as a uniform choice among ~160 tokens, which for single tokens of Early Modern English is enough to write recognisable Shakespeare-like text (section 5).
@@ -216,7 +238,8 @@ $"saved {string.Join(", ", Directory.GetFiles(saveDir).Select(Path.GetFileName))
 var shipped = GptHub.FromPretrained(Path.GetDirectoryName(DataPaths.File("gpt2-shakespeare", "model.safetensors"))!);
 var evalTokens = Notebook.Pick(quick: 4096, full: data.Val.Length);
 var valLoss = GptEvaluation.SplitLoss(shipped, data.Val.Take(evalTokens).ToArray(), blockSize: 128);
-$"validation loss on {evalTokens:N0} tokens: {valLoss:F3} (recorded over the whole split: {finalVal:F3})"
+display($"validation loss on {evalTokens:N0} tokens: {valLoss:F3} (recorded over the whole split: {finalVal:F3})");
+Claim.Between("in Full, on the whole split, it reproduces the recorded value (difference)", valLoss - finalVal, -0.005, 0.005, quick: null)
 
 // %%
 var writer = new TextGenerator(shipped, tok);

@@ -98,5 +98,8 @@ public static class Claim
         return held ? result : throw new ClaimFailedException(result);
     }
 
-    static string F(double v) => v.ToString("G4", CultureInfo.InvariantCulture);
+    // Whole numbers (parameter counts, sizes) in full, so an exact count reads as one; everything else to 4 digits.
+    static string F(double v) => Math.Abs(v) < 1e15 && v == Math.Floor(v)
+        ? v.ToString("#,0", CultureInfo.InvariantCulture)
+        : v.ToString("G4", CultureInfo.InvariantCulture);
 }

@@ -40,9 +40,11 @@ var perm = randperm(8);
 var (o, _) = ScaledDotProductAttention.Compute(q, k, v);
 var (oKV, _) = ScaledDotProductAttention.Compute(q, k.index_select(1, perm), v.index_select(1, perm));
 var (oQ, _) = ScaledDotProductAttention.Compute(q.index_select(1, perm), k, v);
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("check", new[] { "keys+values permuted: output unchanged", "queries permuted: rows permuted alike" }),
-    new DoubleDataFrameColumn("max |diff|", new[] { MaxDiff(o, oKV), MaxDiff(o.index_select(1, perm), oQ) }))
+    new DoubleDataFrameColumn("max |diff|", new[] { MaxDiff(o, oKV), MaxDiff(o.index_select(1, perm), oQ) })));
+display(Claim.AtMost("permuting keys and values together leaves the output unchanged", MaxDiff(o, oKV), full: 1e-5, quick: 1e-5));
+Claim.AtMost("permuting the queries permutes the output rows", MaxDiff(o.index_select(1, perm), oQ), full: 1e-5, quick: 1e-5)
 
 // %% [markdown]
 // Word order is therefore invisible to attention alone: "dog bites man" and "man bites dog" give every token the same output. The model needs position information added to the tokens — the subject of notebook 02.
@@ -58,9 +60,11 @@ var (out1, _) = mha.forward(x, x, x, keyPaddingMask: pad);
 var x2 = x.clone();
 x2[1, 3..] = randn(3, 16) * 10;                       // garbage in the padded slots of sequence 2
 var (out2, _) = mha.forward(x2, x2, x2, keyPaddingMask: pad);
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("check", new[] { "(a) real tokens of sequence 2, before vs after", "(b) mean |output| at the padded queries" }),
-    new DoubleDataFrameColumn("value", new[] { MaxDiff(out1[1, ..3], out2[1, ..3]), out1[1, 3..].abs().mean().item<float>() }))
+    new DoubleDataFrameColumn("value", new[] { MaxDiff(out1[1, ..3], out2[1, ..3]), out1[1, 3..].abs().mean().item<float>() })));
+display(Claim.AtMost("(a) the real tokens' outputs are unchanged (to rounding)", MaxDiff(out1[1, ..3], out2[1, ..3]), full: 1e-5, quick: 1e-5));
+Claim.AtLeast("(b) the padded queries still get ordinary outputs (mean |output|)", out1[1, 3..].abs().mean().item<float>(), full: 1e-2, quick: 1e-2)
 
 // %% [markdown]
 // (a) The real tokens never look at the padded keys, so their outputs are unchanged (to rounding). (b) The padded positions still *ask* queries and get ordinary-looking outputs: nothing in attention zeroes them. A loss must therefore ignore those positions — e.g. `cross_entropy(..., ignore_index: PAD)` for token targets, or multiply the per-position loss by the inverse padding mask and divide by the number of real tokens.
@@ -83,7 +87,9 @@ var vAtt = nn.Linear(dAtt, 1, hasBias: false);
 var xa = randn(2, 10, d);
 var padA = AttentionMask.KeyPaddingFromLengths(new long[] { 10, 7 }, 10);
 var (_, wa) = Additive(xa, xa, xa, padA);
-$"rows sum to 1: max |Σw − 1| = {MaxDiff(wa.sum(-1), ones(2, 10)):E1}; weight on padded keys: {wa[1, .., 7..].abs().max().item<float>()}"
+display($"rows sum to 1: max |Σw − 1| = {MaxDiff(wa.sum(-1), ones(2, 10)):E1}; weight on padded keys: {wa[1, .., 7..].abs().max().item<float>()}");
+display(Claim.AtMost("the additive weights are distributions", MaxDiff(wa.sum(-1), ones(2, 10)), full: 1e-5, quick: 1e-5));
+Claim.Close("padded keys get weight 0", wa[1, .., 7..].abs().max().item<float>(), 0, 0)
 
 // %%
 using System.Diagnostics;
@@ -99,7 +105,9 @@ var xt = randn(4, 256, d);
 int reps = Notebook.Pick(quick: 2, full: 10);
 double tAdd = Time(() => Additive(xt, xt, xt), reps);
 double tDot = Time(() => ScaledDotProductAttention.Compute(xt, xt, xt), reps);
-$"T = 256, B = 4, d = 64: additive {tAdd:F1} ms, dot-product {tDot:F1} ms ({tAdd / tDot:F0}× slower)"
+display($"T = 256, B = 4, d = 64: additive {tAdd:F1} ms, dot-product {tDot:F1} ms ({tAdd / tDot:F0}× slower)");
+display(Claim.Close("additive attention materialises 4·256·256·64 floats = 67 MB", 4.0 * 256 * 256 * 64 * 4 / 1e6, 67.1, 0.05));
+Claim.AtLeast("… and is much slower than one batched matrix multiplication (ratio)", tAdd / tDot, full: 2, quick: null)
 
 // %% [markdown]
 // Additive attention materialises a `[B, T, T, d_att]` tensor (here 4·256·256·64 floats = 67 MB) and applies `tanh` to all of it; dot-product attention is one batched matrix multiplication producing `[B, T, T]`, which BLAS runs at close to peak speed. Same asymptotic FLOPs, very different memory traffic — one reason Vaswani et al. chose the dot product (and why they needed the √d_k scale to make it behave).
@@ -108,8 +116,9 @@ $"T = 256, B = 4, d = 64: additive {tAdd:F1} ms, dot-product {tDot:F1} ms ({tAdd
 
 // %%
 var counts = new[] { 1, 2, 4, 8, 16 }.Select(h => (double)new MultiheadAttention(64, h).parameters().Sum(p => p.numel())).ToArray();
-new DataFrame(new Int32DataFrameColumn("h", new[] { 1, 2, 4, 8, 16 }), new DoubleDataFrameColumn("parameters", counts),
-    new DoubleDataFrameColumn("4E² + 4E", Enumerable.Repeat(4.0 * 64 * 64 + 4 * 64, 5)))
+display(new DataFrame(new Int32DataFrameColumn("h", new[] { 1, 2, 4, 8, 16 }), new DoubleDataFrameColumn("parameters", counts),
+    new DoubleDataFrameColumn("4E² + 4E", Enumerable.Repeat(4.0 * 64 * 64 + 4 * 64, 5))));
+Claim.That("the count is 4E² + 4E whatever h is", counts.All(c => c == 4.0 * 64 * 64 + 4 * 64), string.Join(", ", counts))
 
 // %% [markdown]
 // The projections are `E × E` whatever `h` is (`h` only decides how the `E` output features are *grouped*), so the count is $3E^2 + 3E$ (in-projection) $+ E^2 + E$ (out-projection) $= 4E^2 + 4E$. With `h = 1` there is one group: the module is plain attention on the projected inputs.
@@ -122,4 +131,5 @@ var Wp = one.in_proj_weight.detach().chunk(3, 0);
 var bp = one.in_proj_bias!.detach().chunk(3, 0);
 var (single, _) = ScaledDotProductAttention.Compute(matmul(xs, Wp[0].T) + bp[0], matmul(xs, Wp[1].T) + bp[1], matmul(xs, Wp[2].T) + bp[2]);
 var expected = one.out_proj.forward(single);
-$"h = 1 vs single-head attention: max |diff| = {MaxDiff(one.forward(xs, xs, xs).Output, expected):E1}"
+display($"h = 1 vs single-head attention: max |diff| = {MaxDiff(one.forward(xs, xs, xs).Output, expected):E1}");
+Claim.AtMost("with h = 1 the module is plain attention on the projected inputs", MaxDiff(one.forward(xs, xs, xs).Output, expected), full: 1e-5, quick: 1e-5)

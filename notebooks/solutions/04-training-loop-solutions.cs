@@ -124,6 +124,7 @@ var nesterovCheck = StepForStep(ps => new ScratchNesterov(ps, 0.1, 0.9), ps => O
 var momentumCheck = StepForStep(ps => new ScratchMomentum(ps, 0.1, 0.9), ps => Optimizers.Sgd(ps, lr: 0.1, momentum: 0.9), steps: 25);
 display(new DataFrame(new StringDataFrameColumn("optimizer", new[] { "momentum", "Nesterov" }),
     new DoubleDataFrameColumn("max |weight difference| over 25 steps", new[] { momentumCheck.Worst, nesterovCheck.Worst })));
+display(Claim.AtMost("the scratch Nesterov matches TorchSharp's to float64 rounding", Math.Max(momentumCheck.Worst, nesterovCheck.Worst), full: 1e-12, quick: 1e-12));
 
 List<double> Race(Func<IEnumerable<Tensor>, ScratchOptimizer> make, int steps)
 {
@@ -179,8 +180,11 @@ var slopes = Enumerable.Range(5, Math.Max(1, smooth.Length - 5)).Where(i => i < 
 var steepest = slopes.MinBy(s => s.slope).i;
 display(Plot.WithLayout(Plot.Line(lrs, smooth, "loss (moving average of 5)", title: "Learning-rate range test", xTitle: "learning rate (log scale)", yTitle: "training loss"),
     ("xaxis", new { type = "log", title = new { text = "learning rate (log scale)" } })));
-$"{rangeHistory.Steps.Count} steps; lowest smoothed loss at lr ≈ {lrs[best]:0.0e+0}, steepest fall at lr ≈ {lrs[steepest]:0.0e+0}" +
-(rangeHistory.StopReason != StopReason.Completed ? $"; stopped: {rangeHistory.StopDetail}" : "")
+display($"{rangeHistory.Steps.Count} steps; lowest smoothed loss at lr ≈ {lrs[best]:0.0e+0}, steepest fall at lr ≈ {lrs[steepest]:0.0e+0}" +
+    (rangeHistory.StopReason != StopReason.Completed ? $"; stopped: {rangeHistory.StopDetail}" : ""));
+display(Claim.Between("the Full profile's 20,000 images make a sweep of over 300 steps", rangeLoader.BatchCount, 300, 320, quick: null));
+display(Claim.AtMost("at tiny rates the loss barely moves (first 10 smoothed steps, relative change)", Math.Abs(smooth[9] - smooth[0]) / smooth[0], full: 0.05, quick: null));
+Claim.AtLeast("past the lowest point it turns up (last smoothed loss / lowest)", smooth[^1] / smooth.Min(), full: 1.5, quick: null)
 
 // %% [markdown]
 // Read the chart from the left: at tiny rates the loss barely moves; then it falls, fastest at the rate printed above; past the lowest point it turns up and finally blows up. A common rule picks a rate about ten times below the point of lowest loss. In the Quick profile the sweep has only a few dozen steps, so the rate also grows while the model is still early in training, and the curve is noisy; the Full profile's 20,000 images (over 300 steps) give a cleaner picture. Compare the result with the chapter's 2e-3.
@@ -220,14 +224,16 @@ double F(nn.Module<Tensor, Tensor> model, Tensor x) => torch.softmax(model.call(
 
 var runs = new[] { Run("cross-entropy", Losses.CrossEntropy), Run("label smoothing 0.1", Losses.CrossEntropyWith(labelSmoothing: 0.1)) };
 display(Plot.Curves(runs.Select(r => Series(r.Name, r.History.Column("val_accuracy"))), title: "Validation accuracy per epoch", xTitle: "epoch − 1", yTitle: "accuracy"));
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("loss", runs.Select(r => r.Name)),
     new Int32DataFrameColumn("epochs run", runs.Select(r => r.History.Epochs.Count)),
     new Int32DataFrameColumn("best epoch (kept)", runs.Select(r => (r.History.BestEpoch ?? -1) + 1)),
     new StringDataFrameColumn("stopped", runs.Select(r => r.History.StopReason == StopReason.Completed ? "ran all epochs" : r.History.StopDetail)),
     new DoubleDataFrameColumn("test accuracy", runs.Select(r => Math.Round(r.Test["accuracy"], 4))),
     new DoubleDataFrameColumn("test CE", runs.Select(r => Math.Round(r.Test.Loss, 4))),
-    new DoubleDataFrameColumn("mean confidence", runs.Select(r => Math.Round(r.Confidence, 4))))
+    new DoubleDataFrameColumn("mean confidence", runs.Select(r => Math.Round(r.Confidence, 4)))));
+display(Claim.AtLeast("label smoothing lowers the confidence (plain − smoothed)", runs[0].Confidence - runs[1].Confidence, full: 0.02, quick: 0));
+Claim.AtMost("test accuracy moves little either way (points)", Math.Abs(runs[0].Test["accuracy"] - runs[1].Test["accuracy"]), full: 0.02, quick: null)
 
 // %% [markdown]
 // Label smoothing lowers the confidence: the model is never asked to push a probability all the way to 1, so its largest softmax output stays further from 1, which usually brings confidence closer to the actual accuracy. Test accuracy moves little either way. Early stopping stops once validation accuracy has not improved for two epochs and restores the best epoch's weights (when the run ends before that, "ran all epochs" and the best epoch is still the one kept).

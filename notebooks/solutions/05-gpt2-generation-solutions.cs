@@ -38,27 +38,31 @@ model.Config
 // %% [markdown]
 // ## 1. Beam search
 //
-// Keep the `width` best partial sequences by total log-probability. At each step every beam proposes its `width` most likely next tokens (more could never make it into the top `width`), and the best `width` of all candidates survive. The beams have equal length, so one batched forward pass scores them all.
+// Keep the `width` best partial sequences by total log-probability. At each step every beam proposes its `width` most likely next tokens (more could never make it into the top `width`), and the best `width` of all candidates survive. The search only needs the next-token log-probabilities of a batch of beams, so it takes them from a function: the language model below, or a hand-written toy.
 
 // %%
-(List<int> Ids, double LogProb) BeamSearch(int[] prompt, int width, int steps)
+// nextLogProbs: for each beam (token ids after the prompt), the log-probabilities of the next token, [beams, vocabulary].
+(List<int> Ids, double LogProb) BeamSearch(Func<List<List<int>>, Tensor> nextLogProbs, int width, int steps)
 {
     var beams = new List<(List<int> Ids, double LogProb)> { (new List<int>(), 0.0) };
     for (int step = 0; step < steps; step++)
     {
         var candidates = new List<(List<int> Ids, double LogProb)>();
         using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var batch = tensor(beams.SelectMany(b => prompt.Concat(b.Ids)).Select(i => (long)i).ToArray(), [beams.Count, prompt.Length + step]);
-        var logProbs = model.forward(batch).select(1, -1).log_softmax(-1);
-        var (values, indexes) = logProbs.topk(width, dim: -1);
+        var (values, indexes) = nextLogProbs(beams.Select(b => b.Ids).ToList()).topk(width, dim: -1);
         for (int b = 0; b < beams.Count; b++)
             for (int j = 0; j < width; j++)
-                candidates.Add((beams[b].Ids.Append((int)indexes[b, j].item<long>()).ToList(), beams[b].LogProb + values[b, j].item<float>()));
+                candidates.Add((beams[b].Ids.Append((int)indexes[b, j].item<long>()).ToList(), beams[b].LogProb + values[b, j].item<double>()));
         beams = candidates.OrderByDescending(c => c.LogProb).Take(width).ToList();
     }
     return beams[0];
 }
+Func<List<List<int>>, Tensor> LanguageModel(int[] prompt) => beams =>
+{
+    using var _ = no_grad();
+    var batch = tensor(beams.SelectMany(b => prompt.Concat(b)).Select(i => (long)i).ToArray(), [beams.Count, prompt.Length + beams[0].Count]);
+    return model.forward(batch).select(1, -1).log_softmax(-1).to_type(ScalarType.Float64);
+};
 
 double LogProb(int[] prompt, IReadOnlyList<int> continuation) // teacher-forced score of a continuation
 {
@@ -72,17 +76,61 @@ double LogProb(int[] prompt, IReadOnlyList<int> continuation) // teacher-forced 
 var prompt = tok.Encode("ROMEO:\n");
 int steps = Notebook.Pick(quick: 8, full: 20);
 var greedy = generator.Generate("ROMEO:\n", GenerationOptions.Greedy with { MaxNewTokens = steps, StopAtEndOfText = false });
-var beam = BeamSearch(prompt, width: 4, steps);
+var beam = BeamSearch(LanguageModel(prompt), width: 4, steps);
 new DataFrame(
     new StringDataFrameColumn("decoder", ["greedy", "beam search (4)"]),
     new DoubleDataFrameColumn("total log-prob", [Math.Round(LogProb(prompt, greedy.TokenIds), 3), Math.Round(beam.LogProb, 3)]),
     new StringDataFrameColumn("text", [greedy.Text.Replace("\n", " ↵ "), tok.Decode(beam.Ids).Replace("\n", " ↵ ")]))
 
 // %% [markdown]
-// Beam search finds a sequence at least as likely as greedy's (greedy's path is one of the candidates it could keep). The text is usually *more* repetitive and bland: the most likely sequence of a language model is rarely the most human-like one, which is why open-ended generation samples instead (Holtzman et al. 2019).
+// Beam search usually finds a more likely sequence than greedy, but **not always**: greedy's path is a candidate at every step, yet it can be pruned. Once `width` other partial sequences are more likely than greedy's prefix, that prefix is dropped, even if greedy's continuation would later have made it the best. The smallest counter-example, with a hand-written model over three tokens a, b, c and width 2: after the prompt, a has probability 0.4 and b 0.35; after a the next token is uncertain (0.34 at most), after b less so (0.45 for a, 0.45 for b); after "a a" the next token is certain (c, probability 1), after "b a" and "b b" it is not (0.5 at most).
 
 // %%
-$"beam ≥ greedy: {beam.LogProb >= LogProb(prompt, greedy.TokenIds) - 1e-4}"
+// A toy model as a table: the next-token distribution over (a, b, c) after each prefix; anything not listed is uniform.
+var toy = new Dictionary<string, double[]>
+{
+    [""] = [0.40, 0.35, 0.25], ["a"] = [0.34, 0.33, 0.33], ["b"] = [0.45, 0.45, 0.10],
+    ["aa"] = [0.0, 0.0, 1.0], ["ba"] = [0.5, 0.5, 0.0], ["bb"] = [0.5, 0.5, 0.0],
+};
+string Key(List<int> ids) => string.Concat(ids.Select(i => "abc"[i]));
+Tensor ToyModel(List<List<int>> beams) => tensor(beams.SelectMany(b => toy.TryGetValue(Key(b), out var p) ? p : new[] { 1 / 3.0, 1 / 3.0, 1 / 3.0 })
+    .Select(p => Math.Log(p)).ToArray(), [beams.Count, 3]);
+double ToyLogProb(List<int> ids) => Enumerable.Range(0, ids.Count).Sum(k => ToyModel([ids.Take(k).ToList()])[0, ids[k]].item<double>());
+var toyGreedy = new List<int>();
+for (int k = 0; k < 3; k++) toyGreedy.Add((int)ToyModel([toyGreedy]).argmax(-1)[0].item<long>());
+var toyBeam = BeamSearch(ToyModel, width: 2, steps: 3);
+display(new DataFrame(
+    new StringDataFrameColumn("toy decoder", ["greedy", "beam search (2)"]),
+    new StringDataFrameColumn("sequence", [Key(toyGreedy), Key(toyBeam.Ids)]),
+    new DoubleDataFrameColumn("probability", [Math.Exp(ToyLogProb(toyGreedy)), Math.Exp(toyBeam.LogProb)])));
+display(Claim.Close("greedy's toy sequence has probability 0.4 · 0.34 · 1 = 0.136", Math.Exp(ToyLogProb(toyGreedy)), 0.136, 1e-9));
+display(Claim.Close("beam search's has 0.35 · 0.45 · 0.5 ≈ 0.079", Math.Exp(toyBeam.LogProb), 0.35 * 0.45 * 0.5, 1e-9));
+Claim.AtLeast("so beam search can return a less likely sequence than greedy (greedy / beam probability)", Math.Exp(ToyLogProb(toyGreedy) - toyBeam.LogProb), full: 1.01, quick: 1.01)
+
+// %% [markdown]
+// Greedy takes a (0.4), then a (0.34), then c with certainty: 0.4 · 0.34 · 1 = 0.136. Beam search keeps a (0.4) and b (0.35) after one step; after two, "b a" and "b b" (0.1575 each) beat "a a" (0.136), so greedy's prefix is dropped, and the best surviving sequence ends at 0.1575 · 0.5 ≈ 0.079. How often does this happen with the real model? Greedy against beam search (width 4) from many prompts, the first words of lines of the validation text:
+
+// %%
+var valText = File.ReadAllText(DataPaths.File("tinyshakespeare", "input.txt"));
+var promptLines = valText[(int)(valText.Length * 0.9)..].Split('\n').Where(l => l.Trim().Length > 20).Select(l => string.Join(' ', l.Split(' ').Take(3))).Distinct()
+    .Take(Notebook.Pick(quick: 10, full: 60)).ToList();
+int beamSteps = Notebook.Pick(quick: 6, full: 12);
+var comparisons = promptLines.Select(line =>
+{
+    var ids = tok.Encode(line);
+    var g = generator.Generate(line, GenerationOptions.Greedy with { MaxNewTokens = beamSteps, StopAtEndOfText = false });
+    var bm = BeamSearch(LanguageModel(ids), width: 4, beamSteps);
+    return (Prompt: line, Greedy: LogProb(ids, g.TokenIds), Beam: bm.LogProb);
+}).ToList();
+var worse = comparisons.Where(c => c.Beam < c.Greedy - 1e-4).ToList();
+display(new DataFrame(
+    new StringDataFrameColumn("outcome over the prompts", ["beam more likely than greedy", "equal (the same sequence)", "beam LESS likely than greedy"]),
+    new Int32DataFrameColumn("prompts", [comparisons.Count(c => c.Beam > c.Greedy + 1e-4), comparisons.Count(c => Math.Abs(c.Beam - c.Greedy) <= 1e-4), worse.Count])));
+if (worse.Count > 0) display(new DataFrame(new StringDataFrameColumn("prompt", worse.Select(w => w.Prompt)),
+    new DoubleDataFrameColumn("greedy log-prob", worse.Select(w => Math.Round(w.Greedy, 3))), new DoubleDataFrameColumn("beam log-prob", worse.Select(w => Math.Round(w.Beam, 3)))));
+double notWorseShare = 1 - worse.Count / (double)comparisons.Count;
+display($"beam search returned a less likely sequence than greedy for {worse.Count} of {comparisons.Count} prompts ({1 - notWorseShare:P0})");
+Claim.AtLeast("beam search usually finds a sequence at least as likely as greedy's (share of prompts)", notWorseShare, full: 0.5, quick: null)
 
 // %% [markdown]
 // ## 2. Min-p sampling
@@ -106,11 +154,15 @@ var rows = prompts.Select(p =>
     long keptTopP = Sampling.TopP(logits, 0.9).isfinite().sum().item<long>();
     return (Prompt: p.Replace("\n", " ↵ "), TopProb: Math.Round(topProb, 3), MinP: keptMinP, TopP: keptTopP);
 }).ToList();
-new DataFrame(
+display(new DataFrame(
     new StringDataFrameColumn("prompt", rows.Select(r => r.Prompt)),
     new DoubleDataFrameColumn("top probability", rows.Select(r => r.TopProb)),
     new Int64DataFrameColumn("kept by min-p 0.1", rows.Select(r => r.MinP)),
-    new Int64DataFrameColumn("kept by top-p 0.9", rows.Select(r => r.TopP)))
+    new Int64DataFrameColumn("kept by top-p 0.9", rows.Select(r => r.TopP))));
+var surest = rows.MaxBy(r => r.TopProb);
+display(Claim.AtMost("min-p keeps far fewer tokens than top-p 0.9 on every prompt (largest ratio min-p / top-p)", rows.Max(r => (double)r.MinP / r.TopP), full: 0.2, quick: 0.2));
+display(Claim.That("the most confident prompt is \"O\"", surest.Prompt == "O", $"\"{surest.Prompt}\" at {surest.TopProb}"));
+Claim.AtMost("there min-p keeps one or two tokens", surest.MinP, full: 2, quick: 2)
 
 // %% [markdown]
 // Min-p keeps far fewer tokens than top-p 0.9 on every prompt. This small model spreads much of its probability thinly over thousands of tokens, so top-p must take hundreds or thousands of unlikely tokens from the tail to collect 90% of the mass, while min-p cuts everything below a tenth of the favourite. The difference is largest when the model is confident ("O": a high top probability): min-p keeps one or two tokens, top-p still keeps the long tail.
@@ -124,7 +176,12 @@ var text = File.ReadAllText(DataPaths.File("tinyshakespeare", "input.txt"));
 var val = new TokenDataset(tok.Encode(text), 0.1).Val.Take(Notebook.Pick(quick: 1024, full: 16384)).ToArray();
 int[] windows = [8, 16, 32, 64, 128];
 var lossByWindow = windows.Select(w => GptEvaluation.SplitLoss(model, val, w)).ToList();
-Plot.Line(windows.Select(w => (double)w).ToList(), lossByWindow, "validation loss", title: "Loss against window length", xTitle: "window (tokens)", yTitle: "nats/token")
+display(Plot.Line(windows.Select(w => (double)w).ToList(), lossByWindow, "validation loss", title: "Loss against window length", xTitle: "window (tokens)", yTitle: "nats/token"));
+var gains = lossByWindow.Zip(lossByWindow.Skip(1), (a, b) => a - b).ToList();
+display($"loss by window: {string.Join(", ", windows.Zip(lossByWindow, (w, l) => $"{w}: {l:F3}"))}");
+display(Claim.AtLeast("the loss falls with the window (smallest fall between successive windows)", gains.Min(), full: 0, quick: null));
+display(Claim.Close("in a window of 8 the average position sees 3.5 earlier tokens", Enumerable.Range(0, 8).Average(), 3.5, 0));
+Claim.AtLeast("the gains shrink (smallest drop between successive gains)", gains.Zip(gains.Skip(1), (a, b) => a - b).Min(), full: 0, quick: null)
 
 // %% [markdown]
 // The loss falls with the window because more positions see more of their past (in a window of 8, the average position sees 3.5 earlier tokens). The gains shrink: most of what a small model uses is local (the current line, the speaker), and it was trained with 128-token windows, so it has not learned to exploit longer-range structure.

@@ -94,7 +94,10 @@ var wineSummary = new DataFrame(
     new StringDataFrameColumn("model", new[] { "MLP", "logistic regression" }),
     new StringDataFrameColumn("accuracy (mean ± std)", new[] { MeanStd.Of(wineMlp.Select(r => r.Accuracy)).ToString(), MeanStd.Of(wineLog.Select(r => r.Accuracy)).ToString() }),
     new StringDataFrameColumn("macro F1 (mean ± std)", new[] { MeanStd.Of(wineMlp.Select(r => r.MacroF1)).ToString(), MeanStd.Of(wineLog.Select(r => r.MacroF1)).ToString() }));
-wineSummary
+display(wineSummary);
+var (wineMlpCv, wineLogCv) = (MeanStd.Of(wineMlp.Select(r => r.Accuracy)), MeanStd.Of(wineLog.Select(r => r.Accuracy)));
+display(Claim.AtLeast("both models are near-perfect on wine (lower mean accuracy)", Math.Min(wineMlpCv.Mean, wineLogCv.Mean), full: 0.95, quick: null));
+Claim.AtMost("the gap between them is within one standard deviation of the folds (|gap| − larger std)", Math.Abs(wineMlpCv.Mean - wineLogCv.Mean) - Math.Max(wineMlpCv.Std, wineLogCv.Std), full: 0, quick: null)
 
 // %% [markdown]
 // Both models are near-perfect on wine and the gap between them is within one standard deviation of the folds: as on breast cancer, the data are almost linearly separable once standardised, and the baseline is as good as the network.
@@ -128,16 +131,22 @@ var droppedFolds = CrossValidate((i, c) => MakeMlp(i, c), TabularData.ToTensor(k
     return ((c - h) / d, (c + h) / d);
 }
 var strategies = new[] { ("complete table (reference)", complete), ("impute training mean per fold", imputed), ($"drop incomplete rows (k = {dropK})", droppedFolds) };
-new DataFrame(
+(double Low, double High) Interval((string, List<ClassificationReport>) s)
+{
+    double n = s.Item2.Sum(r => r.Support.Sum()), correct = s.Item2.Sum(r => r.Accuracy * r.Support.Sum());
+    return Wilson(correct, n);
+}
+display(new DataFrame(
     new StringDataFrameColumn("strategy", strategies.Select(s => s.Item1)),
     new Int64DataFrameColumn("rows used", strategies.Select(s => s.Item2.Sum(r => r.Support.Sum()))),
     new StringDataFrameColumn("CV accuracy (mean ± std)", strategies.Select(s => MeanStd.Of(s.Item2.Select(r => r.Accuracy)).ToString())),
-    new StringDataFrameColumn("95% interval (pooled)", strategies.Select(s =>
-    {
-        double n = s.Item2.Sum(r => r.Support.Sum()), correct = s.Item2.Sum(r => r.Accuracy * r.Support.Sum());
-        var (lo, hi) = Wilson(correct, n);
-        return $"[{lo:F3}, {hi:F3}]";
-    })))
+    new StringDataFrameColumn("95% interval (pooled)", strategies.Select(s => { var (lo, hi) = Interval(s); return $"[{lo:F3}, {hi:F3}]"; }))));
+double MeanAccuracy(List<ClassificationReport> folds) => folds.Average(r => r.Accuracy);
+double Width((string, List<ClassificationReport>) s) { var (lo, hi) = Interval(s); return hi - lo; }
+display(Claim.Close("10% missing cells leave about 0.9³⁰ ≈ 4% of rows complete", Math.Pow(0.9, 30), 0.04, 0.005));
+display(Claim.Close("dropping rows keeps 27 tumours", kept.Rows.Count, 27, 0));
+display(Claim.AtLeast("the dropped-rows interval is wide (width / the imputed one's)", Width(strategies[2]) / Width(strategies[1]), full: 3, quick: 3));
+Claim.Between("mean imputation costs about a point against the complete table", MeanAccuracy(complete) - MeanAccuracy(imputed), -0.005, 0.025, quick: null)
 
 // %% [markdown]
 // With 30 columns, 10% missing cells leave only about 0.9³⁰ ≈ 4% of rows complete: dropping rows keeps 27 tumours. Their cross-validated accuracy can look perfect, but it rests on 27 predictions (about 5 per fold): the 95% interval is wide, and those 27 rows need not resemble the population. The table shows the real difference: the interval, not the mean. Mean imputation inside each fold keeps every row and costs about a point against the complete table, with a tight interval: the features are strongly correlated, so the values present in a row carry most of the signal of the missing ones.
@@ -167,6 +176,9 @@ int allowedMisses = (int)Math.Floor(0.01 * malignantP.Length);
 double best = malignantP[allowedMisses];
 var atHalf = At(0.5);
 var atBest = At(best);
+display(Claim.Between("the default argmax misses about 5% of malignant tumours", 1 - atHalf.Recall, 0.02, 0.08, quick: null));
+display(Claim.Close("recall ≥ 99% allows floor(1% of 212) = 2 misses", allowedMisses, 2, 0));
+display(Claim.AtMost("so t has to go far below 0.5", best, full: 0.1, quick: null));
 display(new DataFrame(
     new StringDataFrameColumn("threshold t", new[] { "0.5 (argmax)", $"{best:G3} (largest with recall ≥ 99%)" }),
     new DoubleDataFrameColumn("malignant recall", new[] { atHalf.Recall, atBest.Recall }),

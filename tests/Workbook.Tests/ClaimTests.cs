@@ -20,6 +20,10 @@ public sealed class ClaimTests : IDisposable
         Assert.Throws<ClaimFailedException>(() => Claim.Between("ratio near 1", 1.3, 0.9, 1.1));
         Assert.Throws<ClaimFailedException>(() => Claim.AtLeast("NaN never passes", double.NaN, full: 0));
         Assert.Equal("in [0.9, 1.1]", Claim.Between("ratio near 1", 1.05, 0.9, 1.1).Relation);
+        // Whole numbers show in full, so an exact count is visibly exact; others keep 4 significant digits.
+        Assert.Equal("✓ fc1 holds 205,520,896 weights: measured 205,520,896 = 205,520,896 ± 0 (Full)",
+            Claim.Close("fc1 holds 205,520,896 weights", 205_520_896, 205_520_896, 0).ToString());
+        Assert.Equal("✓ share: measured 0.9996 ≥ 0.999 (Full)", Claim.AtLeast("share", 0.99960123, full: 0.999).ToString());
     }
 
     [Fact]

@@ -2,7 +2,7 @@ namespace Workbook.Vision;
 
 /// <summary>
 /// Shape arithmetic of convolution and pooling layers, so models can compute their flatten size from the input size
-/// instead of hard-coding it (the seed's <c>128*56*56</c> only worked for 224×224 inputs).
+/// instead of hard-coding it (the source articles' <c>128*56*56</c> only works for 224×224 inputs).
 /// </summary>
 public static class ConvArithmetic
 {

@@ -6,10 +6,10 @@ using static TorchSharp.torch.nn;
 namespace Workbook.Vision;
 
 /// <summary>
-/// The seed project's small CNN, adapted to any input size: two stages of <c>Conv2d(3×3, padding 1) → ReLU →
-/// MaxPool2d(2)</c>, then flatten and one linear layer (or two with a hidden ReLU layer, as in the seed).
-/// The flatten size is computed from the input size with <see cref="ConvArithmetic.OutputSize"/>, where the seed
-/// hard-coded <c>128·56·56</c> (only right for 224×224 inputs).
+/// The shape of the source articles' small CNN, adapted to any input size: two stages of <c>Conv2d(3×3, padding 1) → ReLU →
+/// MaxPool2d(2)</c>, then flatten and one linear layer (or two with a hidden ReLU layer, as in the source articles).
+/// The flatten size is computed from the input size with <see cref="ConvArithmetic.OutputSize"/>, where the source articles
+/// hard-code <c>128·56·56</c> (only right for 224×224 inputs).
 /// Parameter names follow PyTorch: <c>conv1.*</c>, <c>conv2.*</c>, then <c>fc.*</c> (one linear layer) or
 /// <c>fc1.*</c>, <c>fc2.*</c> (with a hidden layer), so a PyTorch <c>state_dict</c> loads directly.
 /// </summary>
@@ -32,7 +32,7 @@ public sealed class SimpleCNN : Module<Tensor, Tensor>
     /// <param name="numClasses">Output logits.</param>
     /// <param name="channels1">Filters of the first convolution.</param>
     /// <param name="channels2">Filters of the second convolution.</param>
-    /// <param name="hidden">Width of a hidden linear layer (the seed used 512); 0 = a single linear classifier <c>fc</c>.</param>
+    /// <param name="hidden">Width of a hidden linear layer (the source articles use 512); 0 = a single linear classifier <c>fc</c>.</param>
     public SimpleCNN(int inChannels = 1, int height = 28, int width = 28, int numClasses = 10,
         int channels1 = 8, int channels2 = 16, int hidden = 0) : base(nameof(SimpleCNN))
     {

@@ -11,10 +11,10 @@ public class RunnerTests
     [Fact]
     public async Task EveryNotebookRunsTopToBottomOnTheRealKernelInQuickProfile()
     {
-        var outDir = Path.Combine(Path.GetTempPath(), "wb-all-" + Guid.NewGuid().ToString("N"));
-        var (code, output) = RunRunner(TimeSpan.FromMinutes(40), Notebooks, "--out", outDir, "--profile", "Quick", "--keep-going");
-        Assert.True(code == 0, output);
-        var report = Report(outDir);
+        var run = QuickWorkbookRun.Get();
+        Assert.True(run.ExitCode == 0, run.Output);
+        var outDir = run.OutDir;
+        var report = run.Report;
         Assert.Equal("Quick", report["profile"]!.GetValue<string>());
         Assert.StartsWith("microsoft.dotnet-interactive ", report["kernel"]!.GetValue<string>());
         var expected = Directory.GetFiles(Notebooks, "*.ipynb", SearchOption.AllDirectories).Length;
@@ -34,7 +34,7 @@ public class RunnerTests
             }
         }
         // The site of the whole workbook, as a reader sees it in a browser (math typeset, code highlighted, charts drawn, offline).
-        Assert.Contains("0 formula error(s)", output);
+        Assert.Contains("0 formula error(s)", run.Output);
         var site = await Site.SiteChecks.CheckAsync(Path.Combine(outDir, "site"));
         Assert.True(!site.Failures.Any(), site.ToString());
     }
