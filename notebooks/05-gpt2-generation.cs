@@ -308,15 +308,37 @@ double PromptTokensPerSecond()
 $"prompt processing: {PromptTokensPerSecond():F0} tokens/s ({longPrompt.shape[1]} tokens at once) vs generation {Rate(withCache.Ms):F0} tokens/s"
 
 // %% [markdown]
-// A cached step multiplies every weight matrix by **one vector**: it reads each weight once and does 2 FLOPs with it, so its speed is set by memory bandwidth, not arithmetic. Under `no_grad` the library sends these products to `Workbook.Kernels.InferenceLinear`, whose C# SIMD kernel `MatVec` streams the weights over all cores (libtorch's oneMKL runs a matrix-vector product on one thread on the AMD CPUs we measured). Same greedy tokens with the kernels off and on:
+// A cached step multiplies every weight matrix by **one vector**: it reads each weight once and does 2 FLOPs with it, so its speed is set by memory bandwidth, not arithmetic.
+//
+// The model above is plain TorchSharp: `c_attn.forward(x)`, as in the paper. Beside it the library has a **CPU accelerator**, `Workbook.Kernels`: `model.ForCpuInference()` swaps each linear layer for one that shares its weights and computes the same product on whichever path measured fastest *on this machine* for its shape: libtorch's BLAS (`F.linear`), or `MatVec`, a C# SIMD kernel that streams the weights (on one thread or split over all of them). The generator swaps it in while it runs (`GenerationOptions.CpuKernels`, on by default) and runs libtorch on one thread during one-token steps, so that the threads are free for the kernel. A kernel that loses here is not used. Same greedy tokens with it off and on:
 
 // %%
 using Workbook.Kernels;
-InferenceLinear.Enabled = false;
-Timed(true); // warm-up
-var plainBlas = Timed(true);
-InferenceLinear.Enabled = true;
-$"cached decoding: F.linear {Rate(plainBlas.Ms):F0} tokens/s, InferenceLinear {Rate(withCache.Ms):F0} tokens/s; identical tokens: {plainBlas.Tokens.SequenceEqual(withCache.Tokens)}; weights read per token: {model.ParameterCount * 4 / 1e6:F0} MB"
+(List<long> Tokens, List<double> Ms) TimedPlain() // the same loop as Timed, with the accelerator off
+{
+    var tokens = new List<long>(); var ms = new List<double>();
+    var clock = Stopwatch.StartNew();
+    foreach (var step in TextGenerator.GenerateIds(model, kvPrompt, GenerationOptions.Greedy with { MaxNewTokens = kvTokens, CpuKernels = false }))
+    {
+        tokens.Add(step.Tokens[0]);
+        ms.Add(clock.Elapsed.TotalMilliseconds);
+        clock.Restart();
+    }
+    return (tokens, ms);
+}
+TimedPlain(); // warm-up
+var plainBlas = TimedPlain();
+var accelerated = Timed(true);
+$"cached decoding: plain model {Rate(plainBlas.Ms):F0} tokens/s, with the accelerator {Rate(accelerated.Ms):F0} tokens/s; identical tokens: {plainBlas.Tokens.SequenceEqual(accelerated.Tokens)}; weights read per token: {model.ParameterCount * 4 / 1e6:F0} MB"
+
+// %% [markdown]
+// What it measured and chose for each shape of this model (median milliseconds of each candidate for one row, in the conditions of a decode step). On a busy or small machine `F.linear` often wins for the small matrices; the kernel earns its place on the large ones:
+
+// %%
+new DataFrame(
+    new StringDataFrameColumn("product (one row)", InferenceLinear.Choices.Where(c => c.Rows == 1).Select(c => $"{c.InFeatures} → {c.OutFeatures}")),
+    new StringDataFrameColumn("path", InferenceLinear.Choices.Where(c => c.Rows == 1).Select(c => c.Path == LinearPath.MatVec ? $"MatVec ×{c.Threads}" : c.Path.ToString())),
+    new StringDataFrameColumn("measured (ms)", InferenceLinear.Choices.Where(c => c.Rows == 1).Select(c => string.Join(", ", c.Candidates.Select(kv => $"{kv.Key} {kv.Value:F3}")))))
 
 // %% [markdown]
 // ## 7. Streaming
