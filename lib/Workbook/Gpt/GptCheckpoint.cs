@@ -95,7 +95,7 @@ public static partial class GptCheckpoint
             problems.Add($"unexpected '{info.Name}' {Shape(info.Shape)}");
         }
         if (problems.Count > 0)
-            throw new InvalidDataException($"'{safetensorsPath}' does not fit this GPT-2 ({model.Config.NLayer} layers, n_embd {model.Config.NEmbd}, vocab {model.Config.VocabSize}, context {model.Config.NPositions}); " +
+            throw new InvalidDataException($"'{safetensorsPath}' does not fit this GPT-2 ({model.Config.NumLayers} layers, n_embd {model.Config.DModel}, vocab {model.Config.VocabSize}, context {model.Config.MaxLength}); " +
                 $"{problems.Count} problem(s):\n  " + string.Join("\n  ", problems));
 
         var names = toLoad.Select(t => t.Info.Name).ToList();

@@ -21,7 +21,7 @@ public static class GptEvaluation
     {
         loss ??= GptModel.Loss;
         if (tokens.Count < 2) throw new ArgumentException("Need at least two tokens to evaluate next-token loss.", nameof(tokens));
-        if (blockSize > model.Config.NPositions) throw new ArgumentException($"blockSize {blockSize} exceeds the context of {model.Config.NPositions}.", nameof(blockSize));
+        if (blockSize > model.Config.MaxLength) throw new ArgumentException($"blockSize {blockSize} exceeds the context of {model.Config.MaxLength}.", nameof(blockSize));
         bool wasTraining = model.training;
         model.eval();
         double sum = 0;

@@ -12,8 +12,8 @@ internal static class GptInputs
         if (idx.dtype != ScalarType.Int64) throw new ArgumentException($"Token ids must be int64, got {idx.dtype}.", nameof(idx));
         long T = idx.shape[1];
         if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
-        if (past + T > config.NPositions)
-            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {config.NPositions} positions.", nameof(idx));
+        if (past + T > config.MaxLength)
+            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {config.MaxLength} positions.", nameof(idx));
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ namespace Workbook.Gpt;
 
 // The linear layers below are fields of type Module<Tensor, Tensor>, not Linear, and not readonly: inference
 // converters swap in layers that compute the same product from the same weights (weight-only quantization in
-// Workbook.Quantization, the CPU accelerator in Workbook.Kernels), as PyTorch's quantize_dynamic swaps nn.Linear.
+// Workbook.Quantization, the CPU accelerator in Workbook.Runtime.Kernels), as PyTorch's quantize_dynamic swaps nn.Linear.
 
 /// <summary>
 /// Multi-head causal self-attention of GPT-2. One linear layer <c>c_attn</c> makes queries, keys and values for all
@@ -25,9 +25,9 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// <summary>Creates the attention layer of a block.</summary>
     public CausalSelfAttention(GptConfig config) : base(nameof(CausalSelfAttention))
     {
-        (_nHead, _nEmbd, _attnDropout) = (config.NHead, config.NEmbd, config.Dropout);
-        c_attn = Linear(config.NEmbd, 3 * config.NEmbd);
-        c_proj = Linear(config.NEmbd, config.NEmbd);
+        (_nHead, _nEmbd, _attnDropout) = (config.NumHeads, config.DModel, config.Dropout);
+        c_attn = Linear(config.DModel, 3 * config.DModel);
+        c_proj = Linear(config.DModel, config.DModel);
         resid_dropout = Dropout(config.Dropout);
         RegisterComponents();
     }
@@ -67,8 +67,8 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     /// <summary>Creates the MLP of a block.</summary>
     public GptMlp(GptConfig config) : base(nameof(GptMlp))
     {
-        c_fc = Linear(config.NEmbd, config.InnerDim);
-        c_proj = Linear(config.InnerDim, config.NEmbd);
+        c_fc = Linear(config.DModel, config.DimFeedforward);
+        c_proj = Linear(config.DimFeedforward, config.DModel);
         dropout = Dropout(config.Dropout);
         RegisterComponents();
     }
@@ -95,9 +95,9 @@ public sealed class GptBlock : Module<Tensor, Tensor>
     /// <summary>Creates a block.</summary>
     public GptBlock(GptConfig config) : base(nameof(GptBlock))
     {
-        ln_1 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        ln_1 = LayerNorm(config.DModel, config.LayerNormEps);
         attn = new CausalSelfAttention(config);
-        ln_2 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        ln_2 = LayerNorm(config.DModel, config.LayerNormEps);
         mlp = new GptMlp(config);
         RegisterComponents();
     }
@@ -116,7 +116,7 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
 /// <summary>
 /// GPT-2 (Radford et al. 2019), the same network as Hugging Face's <c>GPT2LMHeadModel</c>: token embedding
-/// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NLayer"/> pre-LN blocks <c>h.i</c>, a final
+/// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NumLayers"/> pre-LN blocks <c>h.i</c>, a final
 /// LayerNorm <c>ln_f</c>, and an LM head <c>lm_head</c> whose weight is <c>wte</c>'s matrix (weight tying), so
 /// <c>logits = ln_f(h) · wteᵀ</c>. Parameter names are Hugging Face's without the <c>transformer.</c> prefix.
 /// Load real weights with <see cref="GptCheckpoint"/> or <see cref="GptHub"/>.
@@ -133,11 +133,11 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public GptModel(GptConfig config, Device? device = null) : base(nameof(GptModel))
     {
         Config = config.Validate();
-        wte = Embedding(config.VocabSize, config.NEmbd);
-        wpe = Embedding(config.NPositions, config.NEmbd);
+        wte = Embedding(config.VocabSize, config.DModel);
+        wpe = Embedding(config.MaxLength, config.DModel);
         drop = Dropout(config.Dropout);
-        h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NLayer).Select(_ => new GptBlock(config)).ToArray());
-        ln_f = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NumLayers).Select(_ => new GptBlock(config)).ToArray());
+        ln_f = LayerNorm(config.DModel, config.LayerNormEps);
         lm_head = Linear(EmbeddingMatrix()); // weight tying: the very same parameter, no bias (counted once by named_parameters)
         RegisterComponents();
         InitWeights();
@@ -164,7 +164,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public void InitWeights()
     {
         using var _ = no_grad();
-        double residStd = 0.02 / Math.Sqrt(2.0 * Config.NLayer);
+        double residStd = 0.02 / Math.Sqrt(2.0 * Config.NumLayers);
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();

@@ -21,18 +21,18 @@ public sealed class KvCache : IDisposable
     public KvCache(GptConfig config, long batch, int capacity, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "The batch size must be positive.");
-        if (capacity <= 0 || capacity > config.NPositions)
-            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"The cache capacity must be in [1, n_positions = {config.NPositions}].");
+        if (capacity <= 0 || capacity > config.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"The cache capacity must be in [1, n_positions = {config.MaxLength}].");
         Config = config;
         Batch = batch;
         Capacity = capacity;
-        _keys = new Tensor[config.NLayer];
-        _values = new Tensor[config.NLayer];
-        for (int i = 0; i < config.NLayer; i++)
+        _keys = new Tensor[config.NumLayers];
+        _values = new Tensor[config.NumLayers];
+        for (int i = 0; i < config.NumLayers; i++)
         {
             // Detached from any dispose scope: the cache lives across generation steps, each of which has its own scope.
-            _keys[i] = zeros([batch, config.NHead, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
-            _values[i] = zeros([batch, config.NHead, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
+            _keys[i] = zeros([batch, config.NumHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
+            _values[i] = zeros([batch, config.NumHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
         }
     }
 

@@ -34,7 +34,7 @@ public sealed record GenerationOptions
     public bool UseKvCache { get; init; } = true;
 
     /// <summary>
-    /// On the CPU, generate with the library's accelerator (<see cref="Kernels.CpuInference.ForCpuInference"/>): each
+    /// On the CPU, generate with the library's accelerator (<see cref="Runtime.Kernels.CpuInference.ForCpuInference"/>): each
     /// linear layer uses the C# kernels only for shapes where they measured faster than <c>F.linear</c> on this machine.
     /// Same tokens either way (up to float rounding); false keeps the model plain.
     /// </summary>

@@ -1,6 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using Workbook.Kernels;
+using Workbook.Runtime.Kernels;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 

@@ -1,6 +1,6 @@
 using TorchSharp;
 using Workbook.Gpt;
-using Workbook.Kernels;
+using Workbook.Runtime.Kernels;
 using static TorchSharp.torch;
 
 namespace Workbook.Tests.Kernels;
@@ -169,7 +169,7 @@ public class InferenceLinearTests
     static GptModel TinyGpt()
     {
         manual_seed(7);
-        var model = new GptModel(new GptConfig { VocabSize = 300, NPositions = 64, NLayer = 2, NHead = 4, NEmbd = 64 });
+        var model = new GptModel(new GptConfig { VocabSize = 300, MaxLength = 64, NumLayers = 2, NumHeads = 4, DModel = 64 });
         model.eval();
         return model;
     }

@@ -1,7 +1,7 @@
 using TorchSharp;
 using Workbook.Data;
 using Workbook.Gpt;
-using Workbook.Kernels;
+using Workbook.Runtime.Kernels;
 using Workbook.Quantization;
 using Workbook.Tests.Kernels;
 using static TorchSharp.torch;
@@ -100,7 +100,7 @@ public class WeightQuantizationTests
     static GptModel Tiny(int seed)
     {
         manual_seed(seed);
-        var m = new GptModel(new GptConfig { VocabSize = 200, NPositions = 32, NLayer = 2, NHead = 2, NEmbd = 32 });
+        var m = new GptModel(new GptConfig { VocabSize = 200, MaxLength = 32, NumLayers = 2, NumHeads = 2, DModel = 32 });
         m.eval();
         return m;
     }

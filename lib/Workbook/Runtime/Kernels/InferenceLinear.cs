@@ -6,7 +6,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace Workbook.Kernels;
+namespace Workbook.Runtime.Kernels;
 
 /// <summary>Which implementation a product of the CPU accelerator uses.</summary>
 public enum LinearPath

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Workbook.Kernels;
+namespace Workbook.Runtime.Kernels;
 
 /// <summary>
 /// <c>y = W x + b</c> for a single input row, written in C# SIMD (AVX-512 or AVX2+FMA), for weights stored in float32,

@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Workbook.Kernels;
+namespace Workbook.Runtime.Kernels;
 
 /// <summary>
 /// The CPU accelerator for inference, beside the plain model: <c>using (model.ForCpuInference()) { … }</c> swaps each

@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
 
-namespace Workbook.Kernels;
+namespace Workbook.Runtime.Kernels;
 
 /// <summary>
 /// Replaces the <c>nn.Linear</c> layers of a model by other modules in place, as PyTorch's <c>setattr(parent, name, new)</c>
