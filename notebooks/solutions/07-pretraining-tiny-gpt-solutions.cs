@@ -58,19 +58,25 @@ new DataFrame(
 
 // %% [markdown]
 // ## 2. Dropout and overfitting
+//
+// Overfitting needs repetition: a model starts to memorise only after it has seen its training tokens several times, and one pass over the 304,222 training tokens takes this small model about two minutes on two cores. To see it within a minute, both models train on the **first 20,000 training tokens only** (the validation split stays the whole last 10 % of the text), for 10 passes over them in Full.
 
 // %%
+var subsetTokens = 20_000;
+var subset = compactData.Train.Take(subsetTokens).Concat(compactData.Val).ToArray();
+var smallData = new TokenDataset(subset, valFraction: (compactData.Val.Length - 0.5) / subset.Length); // train: the first 20,000 tokens; validation: the usual split
+display($"training on {smallData.Train.Length:N0} tokens, validating on {smallData.Val.Length:N0}");
 var options = new PretrainingOptions
 {
-    BatchSize = Notebook.Pick(quick: 8, full: 16), BlockSize = Notebook.Pick(quick: 64, full: 128),
-    MaxSteps = Notebook.Pick(quick: 20, full: 300), WarmupSteps = Notebook.Pick(quick: 2, full: 30),
-    EvalInterval = Notebook.Pick(quick: 10, full: 50), EvalBatches = Notebook.Pick(quick: 2, full: 8),
+    BatchSize = 8, BlockSize = 64,
+    MaxSteps = Notebook.Pick(quick: 20, full: 400), WarmupSteps = Notebook.Pick(quick: 2, full: 20),
+    EvalInterval = Notebook.Pick(quick: 10, full: 50), EvalBatches = Notebook.Pick(quick: 2, full: 16),
 };
 List<PretrainingStep> Train(GptConfig config, PretrainingOptions o)
 {
     Notebook.Reseed(7); // same initialisation and batches for every variant
     var m = new GptModel(vocab.CompactConfig(config));
-    return GptPretraining.Run(m, compactData, o, vocab.CrossEntropy).ToList();
+    return GptPretraining.Run(m, smallData, o, vocab.CrossEntropy).ToList();
 }
 var runs = new[] { 0.0, 0.2 }.Select(d => (Dropout: d, Steps: Train(architecture with { Dropout = d }, options))).ToList();
 var evalSeries = runs.SelectMany(r => new[]

@@ -202,10 +202,20 @@ namespace Workbook.Bench
                 if (r["name"]!.GetValue<string>().StartsWith("shipped_val_loss_", StringComparison.Ordinal) && extra is not null)
                     sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
                         $"{r["name"]}: perplexity {extra["perplexity"]!.GetValue<double>():F2} ({extra["perplexity_increase_pct"]!.GetValue<double>():+0.00;-0.00}% against fp32) over {extra["tokens"]} validation tokens"));
+                if (r["name"]!.GetValue<string>() == "attn_explicit" && extra?["sweep"] is JsonArray sweep)
+                {
+                    sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"attention: explicit {extra["explicit_gflops"]!.GetValue<double>():F0} GFLOP/s, fused {extra["fused_gflops"]!.GetValue<double>():F0} GFLOP/s on the same FLOPs; where fused wins (explicit / fused ms, peak MiB added):"));
+                    foreach (var row in sweep)
+                        sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"  {row!["shape"]}: {row["explicit_ms"]} / {row["fused_ms"]} ms (fused {row["fused_over_explicit"]}x), peak {row["explicit_peak_mib"]} / {row["fused_peak_mib"]} MiB (T×T scores {row["score_matrix_mib"]} MiB)"));
+                }
                 if (r["name"]!.GetValue<string>().StartsWith("memory_", StringComparison.Ordinal))
                 {
                     string Growth(string side) => r[side]?["extra"]?["growth"] is JsonNode g ? g.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "-";
                     sb.AppendLine($"{r["name"]}: growth over the run TorchSharp {Growth("torchsharp")}, PyTorch {Growth("pytorch")} {r["unit"]}");
+                    string Where(string side) => r[side]?["extra"]?["rss_breakdown"] is JsonObject b
+                        ? string.Join(", ", b.Where(kv => kv.Key != "total_mib").Take(6).Select(kv => $"{kv.Key} {kv.Value}")) : "-";
+                    if (r["torchsharp"]?["extra"]?["rss_breakdown"] is not null)
+                        sb.AppendLine($"  resident MiB by mapping, TorchSharp: {Where("torchsharp")}; PyTorch: {Where("pytorch")}");
                 }
                 if (r["name"]!.GetValue<string>() is "trainer_overhead" or "runner_loop_overhead" && r["torchsharp"]?["extra"] is JsonNode ex)
                     sb.AppendLine($"{r["name"]}: {ex.ToJsonString()}");

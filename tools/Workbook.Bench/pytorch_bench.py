@@ -51,6 +51,24 @@ def rss_mib():
     return float("nan")
 
 
+def rss_breakdown(top=12):
+    """MiB of resident memory per mapped file and for anonymous memory, from /proc/self/smaps (as Stats.RssBreakdown)."""
+    by_name, current = {}, "[anonymous]"
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and "-" in parts[0] and not line.rstrip().endswith(":"):
+                current = (parts[5] if parts[5].startswith("[") else os.path.basename(" ".join(parts[5:]))) if len(parts) >= 6 else "[anonymous]"
+                continue
+            if len(parts) >= 2 and parts[0] == "Rss:":
+                by_name[current] = by_name.get(current, 0.0) + int(parts[1]) / 1024.0
+    items = sorted(by_name.items(), key=lambda kv: -kv[1])
+    out = {"total_mib": round(sum(by_name.values()), 1)}
+    out.update({k: round(v, 1) for k, v in items[:top]})
+    out["other_mib"] = round(sum(v for _, v in items[top:]), 1)
+    return out
+
+
 def live_tensors():
     return sum(1 for o in gc.get_objects() if torch.is_tensor(o))
 
@@ -398,9 +416,12 @@ def w_decode(prefix):
     return run
 
 
-def series(name, xs):
+def series(name, xs, more=None):
     kept = xs[max(1, len(xs) // 10):]
-    return {"name": name, "samples": kept, "extra": {"growth": kept[-1] - kept[0], "series": [round(v, 2) for v in xs]}}
+    extra = {"growth": kept[-1] - kept[0], "growth_pct": (kept[-1] - kept[0]) / kept[0] * 100 if kept[0] else 0.0,
+             "series": [round(v, 2) for v in xs]}
+    extra.update(more or {})
+    return {"name": name, "samples": kept, "extra": extra}
 
 
 def w_memory(p):
@@ -418,6 +439,7 @@ def w_memory(p):
         if s % every == 0:
             tr_rss.append(rss_mib())
             tr_live.append(live_tensors())
+    tr_breakdown = rss_breakdown(10)
     del model, opt
     c = gpt_config(p)
     g = make_gpt(c)
@@ -432,8 +454,8 @@ def w_memory(p):
             if i % every == 0:
                 ge_rss.append(rss_mib())
                 ge_live.append(live_tensors())
-    return [series("memory_train_rss", tr_rss), series("memory_train_live_tensors", tr_live),
-            series("memory_generate_rss", ge_rss), series("memory_generate_live_tensors", ge_live)]
+    return [series("memory_train_rss", tr_rss, {"rss_breakdown": tr_breakdown}), series("memory_train_live_tensors", tr_live),
+            series("memory_generate_rss", ge_rss, {"rss_breakdown": rss_breakdown(10)}), series("memory_generate_live_tensors", ge_live)]
 
 
 def w_linear(p):

@@ -81,7 +81,7 @@ public sealed class LibraryWorkload : IWorkload
         if (folder is not null && Directory.Exists(folder))
         {
             var tokens = Text.Gpt2Tokenizer.Default.Encode(File.ReadAllText(Data.DataPaths.File("tinyshakespeare", "input.txt")));
-            var val = tokens.Skip(tokens.Length - (int)(tokens.Length * 0.1)).Take(p.Int("val_tokens")).ToArray();
+            var val = new TokenDataset(tokens, valFraction: 0.1).Val.Take(p.Int("val_tokens")).ToArray();
             var losses = new JsonObject();
             foreach (var (row, format) in new (string, WeightFormat?)[] { ("shipped_val_loss_fp32", null), ("shipped_val_loss_bf16", WeightFormat.BFloat16), ("shipped_val_loss_int8", WeightFormat.Int8) })
             {
