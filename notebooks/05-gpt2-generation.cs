@@ -19,7 +19,8 @@
 // 2. the **architecture**, counted parameter by parameter against the published total;
 // 3. **loading weights** in Hugging Face's format: our own small GPT-2 trained on Shakespeare (shipped in `data/`, works offline) or the real `gpt2` when you are online;
 // 4. the **next-token distribution**, and what greedy, temperature, top-k and top-p decoding do to it;
-// 5. the **KV cache**, measured, and **streaming** generation.
+// 5. the **KV cache**, measured, and **streaming** generation;
+// 6. **weight-only quantization** to bfloat16 and int8: the error bound, the weights before and after, the perplexity and the speed.
 
 // %%
 #r "nuget: Workbook, 0.1.0"
@@ -380,47 +381,38 @@ display($"prompt processing: {promptRate:G3} tokens/s ({longPrompt.shape[1]} tok
 Claim.AtLeast("the prompt pass is much faster per token than generating (ratio)", promptRate / Rate(withCache.Ms), full: 3, quick: null)
 
 // %% [markdown]
-// A cached step multiplies every weight matrix by **one vector**: it reads each weight once and does 2 FLOPs with it, so its speed is set by memory bandwidth, not arithmetic. libtorch's `F.linear` is one way to do it; the library's accelerator (`Workbook.Kernels`, a C# SIMD matrix-vector kernel that streams the weights over all cores) is another. Which one is faster depends on the shapes and the machine: the kernel spreads every product over a team of threads, a fixed cost per product that only a large enough matrix repays. So we time both, back to back in one cell and alternating, on the shipped model and (in the Full profile) on GPT-2's own size, 124M parameters with random weights (speed does not depend on the values). The cell says which wins here.
+// A cached step multiplies every weight matrix by **one vector**: it reads each weight once and does 2 FLOPs with it, so its speed is set by memory bandwidth, not arithmetic.
+//
+// The model above is plain TorchSharp: `c_attn.forward(x)`, as in the paper. Beside it the library has a **CPU accelerator**, `Workbook.Runtime.Kernels`: `model.ForCpuInference()` swaps each linear layer for one that shares its weights and computes the same product on whichever path measured fastest *on this machine* for its shape: libtorch's BLAS (`F.linear`), or `MatVec`, a C# SIMD kernel that streams the weights (on one thread or split over all of them). The generator swaps it in while it runs (`GenerationOptions.CpuKernels`, on by default) and runs libtorch on one thread during one-token steps, so that the threads are free for the kernel. A kernel that loses here is not used. Same greedy tokens with it off and on:
 
 // %%
-using Workbook.Kernels;
-(double Linear, double Kernel, bool SameTokens) BackToBack(GptModel m, int[][] prompt, int tokens, int rounds)
+using Workbook.Runtime.Kernels;
+(List<long> Tokens, List<double> Ms) TimedPlain() // the same loop as Timed, with the accelerator off
 {
-    var options = GenerationOptions.Greedy with { MaxNewTokens = tokens, UseKvCache = true };
-    List<long> Run() => TextGenerator.GenerateIds(m, prompt, options).Select(st => st.Tokens[0]).ToList();
-    var (linearRates, kernelRates) = (new List<double>(), new List<double>());
-    List<long>? linearTokens = null, kernelTokens = null;
-    bool wasOn = InferenceLinear.Enabled;
-    try
+    var tokens = new List<long>(); var ms = new List<double>();
+    var clock = Stopwatch.StartNew();
+    foreach (var step in TextGenerator.GenerateIds(model, kvPrompt, GenerationOptions.Greedy with { MaxNewTokens = kvTokens, CpuKernels = false }))
     {
-        for (int r = 0; r < rounds; r++)
-            foreach (var on in new[] { false, true })
-            {
-                InferenceLinear.Enabled = on;
-                Run();                                                   // warm-up on this path
-                var clock = Stopwatch.StartNew();
-                var produced = Run();
-                (on ? kernelRates : linearRates).Add(produced.Count / clock.Elapsed.TotalSeconds);
-                if (on) kernelTokens = produced; else linearTokens = produced;
-            }
+        tokens.Add(step.Tokens[0]);
+        ms.Add(clock.Elapsed.TotalMilliseconds);
+        clock.Restart();
     }
-    finally { InferenceLinear.Enabled = wasOn; }
-    double Median(List<double> v) => v.OrderBy(x => x).ElementAt(v.Count / 2);
-    return (Median(linearRates), Median(kernelRates), linearTokens!.SequenceEqual(kernelTokens!));
+    return (tokens, ms);
 }
-string Verdict(string name, (double Linear, double Kernel, bool SameTokens) t) =>
-    $"{name}: F.linear {t.Linear:G3} tokens/s, the accelerator {t.Kernel:G3} tokens/s → " +
-    (t.Kernel >= t.Linear ? $"the accelerator wins by {t.Kernel / t.Linear:F2}×" : $"F.linear wins by {t.Linear / t.Kernel:F2}×") + $"; identical tokens: {t.SameTokens}";
-var shippedTiming = BackToBack(model, kvPrompt, kvTokens, rounds: Notebook.Pick(quick: 2, full: 3));
-display(Verdict($"shipped model ({model.ParameterCount / 1e6:F1}M parameters)", shippedTiming));
-if (Notebook.Profile == RunProfile.Full)
-{
-    using var big = new GptModel(GptConfig.Gpt2);
-    big.eval();
-    var bigTiming = BackToBack(big, kvPrompt, 24, rounds: 3);
-    display(Verdict("GPT-2 124M (random weights)", bigTiming));
-}
-Claim.That("both paths give the same greedy tokens on the shipped model", shippedTiming.SameTokens, $"{kvTokens} tokens")
+TimedPlain(); // warm-up
+var plainBlas = TimedPlain();
+var accelerated = Timed(true);
+display($"cached decoding: plain model {Rate(plainBlas.Ms):F0} tokens/s, with the accelerator {Rate(accelerated.Ms):F0} tokens/s; weights read per token: {model.ParameterCount * 4 / 1e6:F0} MB");
+Claim.That("both paths give the same greedy tokens on the shipped model", plainBlas.Tokens.SequenceEqual(accelerated.Tokens), $"{kvTokens} tokens")
+
+// %% [markdown]
+// What it measured and chose for each shape of this model (median milliseconds of each candidate for one row, in the conditions of a decode step). On a busy or small machine `F.linear` often wins for the small matrices; the kernel earns its place on the large ones:
+
+// %%
+new DataFrame(
+    new StringDataFrameColumn("product (one row)", InferenceLinear.Choices.Where(c => c.Rows == 1).Select(c => $"{c.InFeatures} → {c.OutFeatures}")),
+    new StringDataFrameColumn("path", InferenceLinear.Choices.Where(c => c.Rows == 1).Select(c => c.Path == LinearPath.MatVec ? $"MatVec ×{c.Threads}" : c.Path.ToString())),
+    new StringDataFrameColumn("measured (ms)", InferenceLinear.Choices.Where(c => c.Rows == 1).Select(c => string.Join(", ", c.Candidates.Select(kv => $"{kv.Key} {kv.Value:F3}")))))
 
 // %% [markdown]
 // ## 7. Streaming
@@ -449,6 +441,106 @@ new DataFrame(
     new StringDataFrameColumn("prompt", batch.Select(r => r.Prompt.Trim())),
     new StringDataFrameColumn("continuation", batch.Select(r => r.Text.Replace("\n", " ↵ "))),
     new StringDataFrameColumn("stopped by", batch.Select(r => r.StopReason.ToString())))
+
+// %% [markdown]
+// ## 8. Fewer bytes per token: weight-only quantization
+//
+// A cached decoding step reads every weight once, so once it runs at the memory bandwidth the only way to go faster is to read **fewer bytes**. *Weight-only quantization* stores the weights of the linear layers in fewer bits and widens them back to float32 inside the product; activations and arithmetic stay float32.
+//
+// **int8, symmetric, per output channel.** Row $n$ of a weight matrix $W$ (the weights of output $n$) gets its own step
+//
+// $$s_n = \frac{\max_k |W_{nk}|}{127}, \qquad q_{nk} = \mathrm{round}\!\left(\frac{W_{nk}}{s_n}\right) \in \{-127, \dots, 127\}, \qquad \hat W_{nk} = s_n\, q_{nk}.$$
+//
+// *Symmetric*: the grid is centred on 0, so 0 stays exact and no zero point is needed. *Per channel*: a row of small weights is not rounded with the step of the row with the largest one. Rounding moves a weight by at most half a step, $|W_{nk} - \hat W_{nk}| \le s_n/2$, so an output $y_n = \sum_k W_{nk} x_k$ moves by at most
+//
+// $$|y_n - \hat y_n| \;\le\; \frac{s_n}{2} \sum_k |x_k| \;=\; \frac{s_n}{2}\,\|x\|_1 .$$
+//
+// That is the worst case, every rounding error pushing the same way. If the errors behave like independent noise, uniform on $[-s_n/2, s_n/2]$ (variance $s_n^2/12$), the typical shift is only $\frac{s_n}{\sqrt{12}}\,\|x\|_2$.
+//
+// **bfloat16** keeps float32's sign and 8-bit exponent and the top 7 of its 23 mantissa bits (8 significant bits with the implicit leading one). Rounding to the nearest such number moves a weight by at most $2^{-8}$ of itself, whatever its size, so it needs no scale: $|W - \hat W| \le 2^{-8}\,|W|$.
+//
+// The int8 recipe in four lines of tensor code, on the first MLP matrix of block 0, against the library's `WeightQuantization`:
+
+// %%
+using Workbook.Quantization;
+var W = model.named_parameters().First(p => p.name == "h.0.mlp.c_fc.weight").parameter.detach(); // [512, 128] for the shipped model
+var step = W.abs().amax([1]) / 127;                                    // s_n, one per output row
+var q = (W / step.unsqueeze(1)).round().clamp(-127, 127).to(ScalarType.Int8);
+var What = q.to(ScalarType.Float32) * step.unsqueeze(1);               // Ŵ = s_n q
+var (libQ, libStep) = WeightQuantization.QuantizeInt8(W);
+double inSteps = ((W - What).abs() / step.unsqueeze(1)).max().item<float>();
+double bf16Relative = ((WeightQuantization.ToBFloat16(W).to(ScalarType.Float32) - W).abs() / W.abs().clamp_min(1e-30)).max().item<float>();
+display(Claim.That("our int8 is the library's", q.ne(libQ).sum().item<long>() == 0 && step.allclose(libStep), $"{q.ne(libQ).sum().item<long>()} of {q.numel()} values differ"));
+display(Claim.AtMost("every int8 weight is within half a step (in steps)", inSteps, full: 0.5 + 1e-5, quick: 0.5 + 1e-5));
+Claim.AtMost("every bfloat16 weight is within 2⁻⁸ of itself (relative)", bf16Relative, full: Math.Pow(2, -8), quick: Math.Pow(2, -8))
+
+// %% [markdown]
+// The weights before and after. float32 weights are spread continuously; int8 keeps 255 levels per row, and most weights use only the middle few, since each row's step is set by its one largest weight. The rounding error, in steps, is flat between −½ and ½: the "uniform noise" of the estimate above. bfloat16's error is relative: at most $2^{-8} \approx 0.004$ of each weight.
+
+// %%
+double[] Values(Tensor t) => t.flatten().to(ScalarType.Float64).data<double>().ToArray();
+Plot.Grid([
+    Plot.Histogram(Values(W), 100, "float32 weights W", "weight"),
+    Plot.Histogram(Values(q.to(ScalarType.Float32)), 255, "int8 values q = round(W / s)", "q"),
+    Plot.Histogram(Values((W - What) / step.unsqueeze(1)), 50, "int8 rounding error (W − Ŵ) / s", "steps"),
+    Plot.Histogram(Values((WeightQuantization.ToBFloat16(W).to(ScalarType.Float32) - W) / W.abs().clamp_min(1e-30)), 50, "bfloat16 error (Ŵ − W) / |W|", "relative"),
+], rows: 2, columns: 2, title: "h.0.mlp.c_fc.weight before and after quantization")
+
+// %% [markdown]
+// The output bound on realistic inputs, the residual stream after block 0 (from section 3), through this layer with $W$ and with $\hat W$. No output may leave $\frac{s_n}{2}\|x\|_1$, and the typical shift should be close to $\frac{s_n}{\sqrt{12}}\|x\|_2$:
+
+// %%
+var xs = hiddenStates[1][0];                                           // [T, 128] inputs
+var shift = (xs.matmul(W.t()) - xs.matmul(What.t())).abs();             // |y − ŷ|, [T, 512]
+var worst = WeightQuantization.Int8OutputBound(xs, step);               // (s_n / 2)·‖x‖₁
+var typical = xs.pow(2).sum(-1, keepdim: true).sqrt() * (step / Math.Sqrt(12)); // (s_n / √12)·‖x‖₂
+double worstUsed = (shift / worst).max().item<float>(), typicalRatio = shift.pow(2).mean().sqrt().item<float>() / typical.pow(2).mean().sqrt().item<float>();
+display(Claim.AtMost("no output leaves the worst-case bound (fraction of it used)", worstUsed, full: 1.0, quick: 1.0));
+Claim.Between("the typical shift matches s/√12·‖x‖₂ (ratio)", typicalRatio, 0.7, 1.3, quick: (0.7, 1.3))
+
+// %% [markdown]
+// The worst case is far away: the errors of 128 weights mostly cancel. Now whole models. `model.QuantizeWeights(format)` swaps every linear layer for a `QuantizedLinear` holding $q$ and $s$ (or the bfloat16 weights), as PyTorch's `quantize_dynamic` swaps `nn.Linear`. The LM head gets its own quantized copy of the tied matrix; the embedding lookup keeps float32 (it reads one row per token). One token runs the `MatVec` kernel, which widens each stored weight in a register, so the bytes read per token are the stored ones; a prompt dequantizes each weight matrix for the call and uses `F.linear`.
+//
+// Quality first: the loss on the **validation split** (the last 10 % of the tokens, which the model never trained on) in each format; Quick evaluates its first 4,096 tokens, Full the whole split. Then speed: cached greedy decoding of the same prompt as in section 6, and whether the greedy tokens stay those of float32.
+
+// %%
+var valSplit = new TokenDataset(allIds, valFraction: 0.1).Val;
+var evalIds = valSplit.Take(Notebook.Pick(quick: 4096, full: valSplit.Length)).ToArray();
+GptModel Load() => useRealGpt2 ? GptHub.FromPretrained("gpt2") : GptHub.FromPretrained(shippedFolder);
+var formats = new (string Name, WeightFormat? Format)[] { ("float32", null), ("bfloat16", WeightFormat.BFloat16), ("int8", WeightFormat.Int8) };
+var rows = new List<(string Name, double LinearMB, double Loss, double TokensPerSecond, bool SameTokens)>();
+var greedyFp32 = withCache.Tokens;
+foreach (var (name, format) in formats)
+{
+    using var m = Load();
+    if (format is { } f) m.QuantizeWeights(f);
+    // Bytes a token reads from the linear layers' weights (the blocks' matrices and the LM head; scales included).
+    double linearMB = (m.modules().OfType<TorchSharp.Modules.Linear>().Sum(l => l.weight.numel() * 4)
+        + m.modules().OfType<QuantizedLinear>().Sum(l => l.Weight.numel() * l.Weight.ElementSize + (l.Scale?.numel() ?? 0) * 4)) / 1e6;
+    double loss = GptEvaluation.SplitLoss(m, evalIds, blockSize: Math.Min(128, m.Config.MaxLength));
+    var options = GenerationOptions.Greedy with { MaxNewTokens = kvTokens };
+    TextGenerator.GenerateIds(m, kvPrompt, options with { MaxNewTokens = 8 }).Count(); // warm-up
+    var clock = Stopwatch.StartNew();
+    var tokens = TextGenerator.GenerateIds(m, kvPrompt, options).Select(t => t.Tokens[0]).ToList();
+    rows.Add((name, linearMB, loss, tokens.Count / clock.Elapsed.TotalSeconds, tokens.SequenceEqual(greedyFp32)));
+}
+double pplFp32 = Math.Exp(rows[0].Loss);
+new DataFrame(
+    new StringDataFrameColumn("weights", rows.Select(r => r.Name)),
+    new DoubleDataFrameColumn("linear layers (MB)", rows.Select(r => Math.Round(r.LinearMB, 1))),
+    new DoubleDataFrameColumn("validation loss", rows.Select(r => Math.Round(r.Loss, 5))),
+    new DoubleDataFrameColumn("perplexity", rows.Select(r => Math.Round(Math.Exp(r.Loss), 3))),
+    new DoubleDataFrameColumn("perplexity change %", rows.Select(r => Math.Round((Math.Exp(r.Loss) / pplFp32 - 1) * 100, 3))),
+    new DoubleDataFrameColumn("decode tokens/s", rows.Select(r => Math.Round(r.TokensPerSecond))),
+    new BooleanDataFrameColumn("same greedy tokens", rows.Select(r => r.SameTokens)))
+
+// %%
+display(Claim.AtMost("int8 raises the validation perplexity by at most 1 % (%)", (Math.Exp(rows[2].Loss) / pplFp32 - 1) * 100, full: 1.0, quick: 1.0));
+display(Claim.AtMost("bfloat16 changes the validation perplexity by at most 0.1 % (%)", Math.Abs(Math.Exp(rows[1].Loss) / pplFp32 - 1) * 100, full: 0.1, quick: 0.1));
+Claim.That("bfloat16 decodes the same greedy tokens as float32", rows[1].SameTokens, $"{kvTokens} tokens")
+
+// %% [markdown]
+// Both formats cost next to nothing in quality here: the model's own uncertainty (perplexity ≈ 160) dwarfs a rounding error of half a step. The speed column is this run on this machine; for the small shipped model the fixed cost of ~100 small libtorch operations per token hides part of the gain, which grows with the model: `tools/Workbook.Bench` measures both shapes, the shipped model and GPT-2 124M, plain, accelerated, bfloat16 and int8, beside PyTorch.
 
 // %% [markdown]
 // ## Exercises

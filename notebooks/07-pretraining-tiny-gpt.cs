@@ -18,7 +18,7 @@
 // 1. data preparation with the GPT-2 BPE tokenizer and the train/validation split;
 // 2. a trick that makes the 50,257-token output layer affordable, and the check that it changes nothing;
 // 3. the recipe of the shipped model and its recorded loss curves;
-// 4. a short training run here, with live loss curves, samples during training and the measured tokens/s;
+// 4. the recipe's first steps run here, with live loss curves over the recorded ones, samples during training and the measured tokens/s;
 // 5. the shipped model, evaluated.
 //
 // The model is trained with the same `Trainer` as notebook 04; the full run is reproducible with `dotnet run -c Release --project tools/Gpt2Shakespeare`.
@@ -171,45 +171,59 @@ Claim.Close("perplexity ≈ 160", Math.Exp(finalVal), 160, 1)
 // %% [markdown]
 // Both losses are still falling at step 1,000, but the gap between them widens: with 300k training tokens seen 6.7 times, the model starts to memorise. Perplexity ≈ 160 means the model is, on average, as unsure as a uniform choice among ~160 tokens, which for single tokens of Early Modern English is enough to write recognisable Shakespeare-like text (section 5).
 //
-// ## 4. Training, live
+// ## 4. Training, live: the recipe's first steps
 //
-// The same code, a short run: a `Trainer` by steps over `TokenWindows` (random windows for training, consecutive windows of the validation text for evaluation). Its progress callback redraws the loss curve as it goes and, at each evaluation, samples from the model. (Quick profile: a few dozen steps; Full: a few hundred.)
+// The same code and the **same recipe** as the shipped model, read from `metrics.json` above (seed, batch, AdamW, clipping, dropout, and the warm-up + cosine schedule over 1,000 steps), run here for its first steps only: the Full profile trains the first 200 of the 1,000 steps and evaluates on the whole validation split, so its curve can be laid over the recorded one; Quick trains 40 small steps to show the mechanics. A `Trainer` over `TokenWindows` (random windows for training, consecutive windows of the validation text for evaluation); its progress callback redraws the curves as it goes and samples from the model at each evaluation. The whole run is `dotnet run -c Release --project tools/Gpt2Shakespeare` (10.6 minutes on two cores, see `data/gpt2-shakespeare/README.md`).
 
 // %%
-int steps = Notebook.Pick(quick: 40, full: 400), evalEvery = Notebook.Pick(quick: 20, full: 100);
-int batchSize = Notebook.Pick(quick: 8, full: 16), blockSize = Notebook.Pick(quick: 64, full: 128);
+int RecipeInt(string key) => recipe.GetProperty(key).GetInt32();
+double RecipeDouble(string key) => recipe.GetProperty(key).GetDouble();
+int steps = Notebook.Pick(quick: 40, full: 200), evalEvery = Notebook.Pick(quick: 20, full: RecipeInt("EvalEvery"));
+int batchSize = Notebook.Pick(quick: 8, full: RecipeInt("BatchSize")), blockSize = Notebook.Pick(quick: 64, full: RecipeInt("BlockSize"));
 string Sample(GptModel m, int tokens) // generate with the compact model, map its ids back to GPT-2's to decode
 {
     var prompt = vocab.ToCompact(tok.Encode("ROMEO:\n"));
     var generated = TextGenerator.GenerateIds(m, [prompt], new GenerationOptions { MaxNewTokens = tokens, TopK = 40, Seed = 1 });
     return tok.Decode(generated.Select(s => vocab.ToFull((int)s.Tokens[0])));
 }
-Notebook.Reseed(42);
+torch.manual_seed(RecipeInt("Seed")); // as tools/Gpt2Shakespeare does: the same initialisation and dropout draws
 var student = new GptModel(vocab.CompactConfig(architecture));
-// AdamW (β = 0.9, 0.99) with weight decay 0.1 on the matrices only, as GPT-2 trains.
-var trainer = new Trainer(student, Optimizers.AdamWMatrixDecay(student, lr: 1e-3, weightDecay: 0.1, beta2: 0.99), vocab.CrossEntropy)
+var trainer = new Trainer(student, Optimizers.AdamWMatrixDecay(student, RecipeDouble("LearningRate"), RecipeDouble("WeightDecay"), beta2: RecipeDouble("Beta2")), vocab.CrossEntropy)
 {
     MaxSteps = steps, EvalEvery = evalEvery,
-    Schedule = LRSchedule.WarmupCosine(1e-3, warmupSteps: Notebook.Pick(quick: 5, full: 40), totalSteps: steps, minLr: 1e-4),
-    ClipGradNorm = 1.0,
+    // The recipe's schedule over all 1,000 steps, stopped early: the rate at each step is the recorded run's.
+    Schedule = LRSchedule.WarmupCosine(RecipeDouble("LearningRate"), RecipeInt("WarmupSteps"), RecipeInt("MaxSteps"), RecipeDouble("MinLearningRate")),
+    ClipGradNorm = RecipeDouble("GradClip"),
+    Seed = RecipeInt("Seed"),
 };
 var samples = new List<(long Step, double Val, string Text)>();
+var recordedTrain = Plot.Line(perTen.Select((_, i) => 10.0 * (i + 1)).ToList(), perTen, "recorded run: train (mean of 10 steps)");
+var recordedVal = Plot.Line(evals.Select(EvalStep).ToList(), evals.Select(e => e.GetProperty("val_loss").GetDouble()).ToList(), "recorded run: validation");
 var live = Notebook.Display("starting…");
 trainer.OnProgress = p =>
 {
     if (p.Phase == TrainingPhase.Evaluation) samples.Add((p.Step, p.History.Last!.ValLoss!.Value, Sample(student, 30)));
     var stepLosses = p.History.StepLosses;
-    live.Update(Plotly.NET.GenericChart.combine(new[]
+    live.Update(Plot.WithLayout(Plotly.NET.GenericChart.combine(new[]
     {
-        Plot.Line(stepLosses.Select((_, i) => (double)(i + 1)).ToList(), stepLosses, "train (per step)"),
-        Plot.Line(p.History.Evaluations.Select(e => (double)e.Steps).ToList(), p.History.Evaluations.Select(e => e.ValLoss ?? double.NaN).ToList(), "validation"),
-    }));
+        recordedTrain, recordedVal,
+        Plot.Line(stepLosses.Select((_, i) => (double)(i + 1)).ToList(), stepLosses, "this run: train (per step)"),
+        Plot.Line(p.History.Evaluations.Select(e => (double)e.Steps).ToList(), p.History.Evaluations.Select(e => e.ValLoss ?? double.NaN).ToList(), "this run: validation"),
+    }), ("title", new { text = "This run over the recorded 1,000-step run" }), ("xaxis", new { title = new { text = "step" } }), ("yaxis", new { title = new { text = "cross-entropy (nats/token)" } })));
 };
 var valText = compactData.Val.Take(Notebook.Pick(quick: 16 * blockSize + 1, full: compactData.Val.Length)).ToArray();
-var history = trainer.Fit(TokenWindows.Random(compactData.Train, batchSize, blockSize, batchesPerEpoch: evalEvery, seed: 1),
+var history = trainer.Fit(TokenWindows.Random(compactData.Train, batchSize, blockSize, batchesPerEpoch: evalEvery, seed: RecipeInt("Seed")),
                           TokenWindows.Sequential(valText, 16, blockSize));
 var tokensPerSecond = history.Evaluations.Average(e => e.SamplesPerSecond) * blockSize;
 $"{history.Steps.Count} steps of {batchSize}×{blockSize} tokens: {tokensPerSecond:F0} tokens/s measured on {torch.get_num_threads()} thread(s); loss {history.Steps[0].Loss:F2} → {history.Steps[^1].Loss:F2}, validation {history.Last!.ValLoss:F2}"
+
+// %% [markdown]
+// In Full the run *is* the recorded run's beginning (same seed, data order and schedule; only the floating-point summation order of this machine's BLAS differs), so at each evaluation its validation loss should sit on the recorded curve:
+
+// %%
+var recordedAt = evals.Where(e => EvalStep(e) == history.Steps.Count).Select(e => e.GetProperty("val_loss").GetDouble()).ToList();
+Claim.AtMost($"validation loss at step {history.Steps.Count} equals the recorded run's {(recordedAt.Count > 0 ? recordedAt[0].ToString("F3") : "(none at this step)")} (|difference|)",
+    recordedAt.Count > 0 ? Math.Abs(history.Last!.ValLoss!.Value - recordedAt[0]) : double.NaN, full: 0.1)
 
 // %% [markdown]
 // Samples from the model in training (top-k 40, same seed each time). The Quick run stops while they are still frequent tokens and punctuation; longer runs (Full profile) move on to Shakespeare's shape, names followed by a colon and line breaks, then words. Section 5 shows where the full 1,000 steps lead.

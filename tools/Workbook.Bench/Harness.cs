@@ -98,6 +98,37 @@ public static class Stats
         return double.NaN;
     }
 
+    /// <summary>
+    /// Where this process's resident memory is, from /proc/self/smaps: MiB per mapped file (by name: libtorch_cpu.so,
+    /// the .NET runtime and assemblies, ...) and for anonymous memory (heaps: native malloc, the GC heap, thread stacks),
+    /// largest first. Empty where /proc is not available.
+    /// </summary>
+    public static JsonObject RssBreakdown(int top = 12)
+    {
+        var byName = new Dictionary<string, double>();
+        try
+        {
+            string current = "[anonymous]";
+            foreach (var line in File.ReadLines("/proc/self/smaps"))
+            {
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (parts.Length >= 5 && parts[0].Contains('-') && !line.EndsWith(':'))
+                {
+                    if (parts.Length >= 6 && !parts[1].Contains(':')) current = parts[5].StartsWith('[') ? parts[5] : Path.GetFileName(string.Join(' ', parts.Skip(5)));
+                    else current = "[anonymous]";
+                    continue;
+                }
+                if (parts.Length >= 2 && parts[0] == "Rss:")
+                    byName[current] = byName.GetValueOrDefault(current) + double.Parse(parts[1], CultureInfo.InvariantCulture) / 1024.0;
+            }
+        }
+        catch (IOException) { }
+        var result = new JsonObject { ["total_mib"] = Math.Round(byName.Values.Sum(), 1) };
+        foreach (var (name, mib) in byName.OrderByDescending(kv => kv.Value).Take(top)) result[name] = Math.Round(mib, 1);
+        result["other_mib"] = Math.Round(byName.OrderByDescending(kv => kv.Value).Skip(top).Sum(kv => kv.Value), 1);
+        return result;
+    }
+
     /// <summary>Tensors alive right now on this thread, as TorchSharp counts them (created and not yet disposed).</summary>
     public static long LiveTensors() => DisposeScopeManager.Statistics.ThreadTotalLiveCount;
 

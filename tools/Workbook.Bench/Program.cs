@@ -20,8 +20,8 @@ namespace Workbook.Bench
             Options:
               --smoke          tiny sizes and few steps (the CI check; figures mean nothing)
               --out DIR        output folder (default: out/bench)
-              --only NAME      run one workload group (repeatable): mlp, cnn, attention, bandwidth, chargpt, gpt2,
-                               trainer, runner, memory, linear (diagnostic)
+              --only NAME      run one workload group (repeatable): chargpt, gpt2, shipped, mlp, cnn, attention,
+                               bandwidth, trainer, runner, memory, linear (diagnostic), library
               --threads N      intra-op threads on both sides (default 2)
               --no-pytorch     TorchSharp only
               --python PATH    python with torch (default: $WORKBOOK_BENCH_PYTHON, else /usr/bin/python3)
@@ -31,7 +31,7 @@ namespace Workbook.Bench
         /// <summary>Every workload, in the order the issue lists them.</summary>
         static IReadOnlyList<IWorkload> All() =>
         [
-            new CharGptTrainWorkload(), new Gpt2Workload(), new MlpTrainWorkload(), new CnnTrainWorkload(),
+            new CharGptTrainWorkload(), new Gpt2Workload(), new ShippedWorkload(), new MlpTrainWorkload(), new CnnTrainWorkload(),
             new AttentionWorkload(), new BandwidthWorkload(), new TrainerOverheadWorkload(), new RunnerOverheadWorkload(),
             new MemoryWorkload(), new LinearWorkload(), new LibraryWorkload(),
         ];
@@ -194,16 +194,30 @@ namespace Workbook.Bench
             foreach (var r in rows)
             {
                 var extra = r!["torchsharp"]?["extra"];
-                if (r["name"]!.GetValue<string>() == "gpt2_decode_cache" && extra is not null)
+                if (r["name"]!.GetValue<string>() is "gpt2_decode_cache" or "shipped_decode_cache" && extra is not null)
                     sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                        $"GPT-2 decode: {extra["weight_bytes_per_token"]!.GetValue<long>() / 1e6:F0} MB of weights per token, copy bandwidth {extra["copy_bandwidth_gbs"]!.GetValue<double>():F1} GB/s: KV cache reaches {extra["fraction_of_bound"]!.GetValue<double>():P0} of the bound ({extra["fraction_of_read_bound"]!.GetValue<double>():P0} of the bound from the read bandwidth, {extra["read_bandwidth_gbs"]!.GetValue<double>():F1} GB/s), {extra["cache_speedup"]!.GetValue<double>():F1}x faster than recompute."
-                        + $" With the library's CPU kernels off (F.linear only): decode {extra["kernels_off_decode_cache_tokens_per_s"]!.GetValue<double>():F1} tokens/s, forward [1,128] {extra["kernels_off_forward_128_ms"]!.GetValue<double>():F0} ms; {extra["onednn_calibration"]}."));
+                        $"{r["workload"]} decode: {extra["weight_bytes_per_token"]!.GetValue<long>() / 1e6:F0} MB of float32 weights per token, copy bandwidth {extra["copy_bandwidth_gbs"]!.GetValue<double>():F1} GB/s: the accelerated fp32 decode reaches {extra["fraction_of_bound"]!.GetValue<double>():P0} of the bound ({extra["fraction_of_read_bound"]!.GetValue<double>():P0} of the read-bandwidth bound), {extra["cache_speedup"]!.GetValue<double>():F1}x recompute;"
+                        + $" accelerator / plain {extra["accelerator_speedup_over_plain"]!.GetValue<double>():F2}x (plain first/last run {extra["plain_first_and_last_runs"]}); int8 / accelerated fp32 {extra["int8_speedup_over_accelerated_fp32"]!.GetValue<double>():F2}x, int8 / plain fp32 {extra["int8_speedup_over_plain_fp32"]!.GetValue<double>():F2}x, bf16 / accelerated fp32 {extra["bf16_speedup_over_accelerated_fp32"]!.GetValue<double>():F2}x;"
+                        + $" greedy tokens equal to fp32: bf16 {extra["bf16_greedy_tokens_equal_fp32"]}, int8 {extra["int8_greedy_tokens_equal_fp32"]}. Accelerator choices: {extra["accelerator_choices"]}."));
+                if (r["name"]!.GetValue<string>().StartsWith("shipped_val_loss_", StringComparison.Ordinal) && extra is not null)
+                    sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{r["name"]}: perplexity {extra["perplexity"]!.GetValue<double>():F2} ({extra["perplexity_increase_pct"]!.GetValue<double>():+0.00;-0.00}% against fp32) over {extra["tokens"]} validation tokens"));
+                if (r["name"]!.GetValue<string>() == "attn_explicit" && extra?["sweep"] is JsonArray sweep)
+                {
+                    sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"attention: explicit {extra["explicit_gflops"]!.GetValue<double>():F0} GFLOP/s, fused {extra["fused_gflops"]!.GetValue<double>():F0} GFLOP/s on the same FLOPs; where fused wins (explicit / fused ms, peak MiB added):"));
+                    foreach (var row in sweep)
+                        sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"  {row!["shape"]}: {row["explicit_ms"]} / {row["fused_ms"]} ms (fused {row["fused_over_explicit"]}x), peak {row["explicit_peak_mib"]} / {row["fused_peak_mib"]} MiB (T×T scores {row["score_matrix_mib"]} MiB)"));
+                }
                 if (r["name"]!.GetValue<string>().StartsWith("memory_", StringComparison.Ordinal))
                 {
                     string Growth(string side) => r[side]?["extra"]?["growth"] is JsonNode g ? g.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "-";
                     sb.AppendLine($"{r["name"]}: growth over the run TorchSharp {Growth("torchsharp")}, PyTorch {Growth("pytorch")} {r["unit"]}");
+                    string Where(string side) => r[side]?["extra"]?["rss_breakdown"] is JsonObject b
+                        ? string.Join(", ", b.Where(kv => kv.Key != "total_mib").Take(6).Select(kv => $"{kv.Key} {kv.Value}")) : "-";
+                    if (r["torchsharp"]?["extra"]?["rss_breakdown"] is not null)
+                        sb.AppendLine($"  resident MiB by mapping, TorchSharp: {Where("torchsharp")}; PyTorch: {Where("pytorch")}");
                 }
-                if (r["name"]!.GetValue<string>() is "trainer_overhead" or "runner_overhead" && r["torchsharp"]?["extra"] is JsonNode ex)
+                if (r["name"]!.GetValue<string>() is "trainer_overhead" or "runner_loop_overhead" && r["torchsharp"]?["extra"] is JsonNode ex)
                     sb.AppendLine($"{r["name"]}: {ex.ToJsonString()}");
             }
             return sb.ToString();

@@ -10,6 +10,7 @@ Exit code 3 when torch cannot be imported.
 """
 import argparse
 import gc
+import itertools
 import json
 import math
 import os
@@ -48,6 +49,24 @@ def rss_mib():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def rss_breakdown(top=12):
+    """MiB of resident memory per mapped file and for anonymous memory, from /proc/self/smaps (as Stats.RssBreakdown)."""
+    by_name, current = {}, "[anonymous]"
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and "-" in parts[0] and not line.rstrip().endswith(":"):
+                current = (parts[5] if parts[5].startswith("[") else os.path.basename(" ".join(parts[5:]))) if len(parts) >= 6 else "[anonymous]"
+                continue
+            if len(parts) >= 2 and parts[0] == "Rss:":
+                by_name[current] = by_name.get(current, 0.0) + int(parts[1]) / 1024.0
+    items = sorted(by_name.items(), key=lambda kv: -kv[1])
+    out = {"total_mib": round(sum(by_name.values()), 1)}
+    out.update({k: round(v, 1) for k, v in items[:top]})
+    out["other_mib"] = round(sum(v for _, v in items[top:]), 1)
+    return out
 
 
 def live_tensors():
@@ -166,6 +185,8 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(c["n_positions"], c["n_embd"])
         self.h = nn.ModuleList(Block(c) for _ in range(c["n_layer"]))
         self.ln_f = nn.LayerNorm(c["n_embd"])
+        self.lm_head = nn.Linear(c["n_embd"], c["vocab"], bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying, as nanoGPT and Hugging Face write it
         for name, p in self.named_parameters():
             if name.endswith(".bias"):
                 nn.init.zeros_(p)
@@ -186,7 +207,7 @@ class GPT(nn.Module):
         x = self.ln_f(x)
         if last_only:  # generation needs the last position's logits only (nanoGPT's inference path)
             x = x[:, -1:, :]
-        return F.linear(x, self.wte.weight)
+        return self.lm_head(x)
 
 
 def greedy(model, prompt, new_tokens, use_cache):
@@ -335,42 +356,72 @@ def w_chargpt(p):
                        "forward_ms_per_step": fwd / steps, "backward_ms_per_step": bwd / steps, "optimizer_ms_per_step": step / steps}}]
 
 
-def w_gpt2(p):
-    torch.manual_seed(0)
-    c = gpt_config(p)
-    model = make_gpt(c)
-    model.eval()
-    reps, new = p["reps"], p["new_tokens"]
-    prompt = torch.randint(c["vocab"], (1, p["prompt"]))
-    res = {}
-    greedy(model, prompt, min(4, new), True)  # warm-up on a few tokens only, as on the C# side
-    greedy(model, prompt, min(4, new), False)
-    cached = [new / s for s in time_reps(p["reps_fast"], 1, lambda: res.__setitem__("a", greedy(model, prompt, new, True)))]
-    n = sum(q.numel() for q in model.parameters())
-    bw = copy_gbs(p["copy_numel"], 5, 3)  # right after the decode, as on the C# side
-    rbw = read_gbs(p["copy_numel"], 5, 3)
-    bound = [g * 1e9 / (n * 4) for g in bw]
-    recompute = [new / s for s in time_reps(reps, 0, lambda: res.__setitem__("b", greedy(model, prompt, new, False)))]
-    x = torch.randint(c["vocab"], (1, p["forward_T"]))
+def w_decode(prefix):
+    """GPT-2 at the given shape: float32 cached and uncached greedy decode, bf16 (model.bfloat16(): bf16 weights and
+    activations) and int8 (quantize_dynamic: PyTorch's CPU int8 path, weights and activations int8), forward [1,T]
+    with all logits and with the last position's only. The plain rows repeat the float32 figures: PyTorch has one path."""
+    def run(p):
+        torch.manual_seed(0)
+        c = gpt_config(p)
+        model = make_gpt(c)
+        model.eval()
+        reps, new = p["reps"], p["new_tokens"]
+        prompt = torch.randint(c["vocab"], (1, p["prompt"]))
+        res = {}
 
-    def fwd():
-        with torch.no_grad():
-            model(x)
-    forward = [s * 1000 for s in time_reps(p["reps_fast"], 2, fwd)]
-    med = lambda xs: sorted(xs)[len(xs) // 2]
-    extra = {"parameters": n, "weight_bytes_per_token": n * 4, "copy_bandwidth_gbs": med(bw),
-             "fraction_of_bound": med(cached) / med(bound), "cache_speedup": med(cached) / med(recompute),
-             "read_bandwidth_gbs": med(rbw), "fraction_of_read_bound": med(cached) * n * 4 / (med(rbw) * 1e9),
-             "cache_and_recompute_agree": res["a"] == res["b"]}
-    return [{"name": "gpt2_decode_cache", "samples": cached, "extra": extra},
-            {"name": "gpt2_decode_nocache", "samples": recompute},
-            {"name": "gpt2_decode_bound", "samples": bound},
-            {"name": "gpt2_forward_128", "samples": forward}]
+        def decode(m, key):
+            greedy(m, prompt, min(4, new), True)  # warm-up on a few tokens only, as on the C# side
+            return [new / s for s in time_reps(p["reps_fast"], 1, lambda: res.__setitem__(key, greedy(m, prompt, new, True)))]
+        cached = decode(model, "a")
+        n = sum(q.numel() for q in model.parameters())
+        bw = copy_gbs(p["copy_numel"], 5, 3)  # right after the decode, as on the C# side
+        rbw = read_gbs(p["copy_numel"], 5, 3)
+        bound = [g * 1e9 / (n * 4) for g in bw]
+        greedy(model, prompt, min(4, new), False)
+        recompute = [new / s for s in time_reps(reps, 0, lambda: res.__setitem__("b", greedy(model, prompt, new, False)))]
+        x = torch.randint(c["vocab"], (1, p["forward_T"]))
+
+        def fwd(last_only):
+            def f():
+                with torch.no_grad():
+                    model(x, last_only=last_only)
+            return [s * 1000 for s in time_reps(p["reps_fast"], 2, f)]
+        forward, prefill = fwd(False), fwd(True)
+        bf16_model = make_gpt(c)
+        bf16_model.load_state_dict(model.state_dict())
+        bf16_model = bf16_model.bfloat16().eval()
+        bf16_model.c = c
+        bf16 = decode(bf16_model, "bf16")
+        int8_model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        int8_model.c = c
+        int8 = decode(int8_model, "int8")
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        agree = lambda key: sum(1 for _ in itertools.takewhile(lambda t: t[0] == t[1], zip(res[key], res["a"])))
+        extra = {"parameters": n, "weight_bytes_per_token": n * 4, "copy_bandwidth_gbs": med(bw),
+                 "fraction_of_bound": med(cached) / med(bound), "cache_speedup": med(cached) / med(recompute),
+                 "read_bandwidth_gbs": med(rbw), "fraction_of_read_bound": med(cached) * n * 4 / (med(rbw) * 1e9),
+                 "cache_and_recompute_agree": res["a"] == res["b"],
+                 "bf16": "model.bfloat16(): bf16 weights and activations", "int8": "torch.ao.quantization.quantize_dynamic(Linear, qint8): int8 weights and activations (fbgemm)",
+                 "int8_speedup_over_fp32": med(int8) / med(cached), "bf16_speedup_over_fp32": med(bf16) / med(cached),
+                 "bf16_greedy_tokens_equal_fp32": f"{agree('bf16')} of {new}", "int8_greedy_tokens_equal_fp32": f"{agree('int8')} of {new}"}
+        return [{"name": f"{prefix}_decode_cache", "samples": cached, "extra": extra},
+                {"name": f"{prefix}_decode_plain", "samples": cached},
+                {"name": f"{prefix}_decode_bf16", "samples": bf16},
+                {"name": f"{prefix}_decode_int8", "samples": int8},
+                {"name": f"{prefix}_decode_nocache", "samples": recompute},
+                {"name": f"{prefix}_decode_bound", "samples": bound},
+                {"name": f"{prefix}_forward_128", "samples": forward},
+                {"name": f"{prefix}_forward_128_plain", "samples": forward},
+                {"name": f"{prefix}_prefill_128", "samples": prefill}]
+    return run
 
 
-def series(name, xs):
+def series(name, xs, more=None):
     kept = xs[max(1, len(xs) // 10):]
-    return {"name": name, "samples": kept, "extra": {"growth": kept[-1] - kept[0], "series": [round(v, 2) for v in xs]}}
+    extra = {"growth": kept[-1] - kept[0], "growth_pct": (kept[-1] - kept[0]) / kept[0] * 100 if kept[0] else 0.0,
+             "series": [round(v, 2) for v in xs]}
+    extra.update(more or {})
+    return {"name": name, "samples": kept, "extra": extra}
 
 
 def w_memory(p):
@@ -388,6 +439,7 @@ def w_memory(p):
         if s % every == 0:
             tr_rss.append(rss_mib())
             tr_live.append(live_tensors())
+    tr_breakdown = rss_breakdown(10)
     del model, opt
     c = gpt_config(p)
     g = make_gpt(c)
@@ -402,8 +454,8 @@ def w_memory(p):
             if i % every == 0:
                 ge_rss.append(rss_mib())
                 ge_live.append(live_tensors())
-    return [series("memory_train_rss", tr_rss), series("memory_train_live_tensors", tr_live),
-            series("memory_generate_rss", ge_rss), series("memory_generate_live_tensors", ge_live)]
+    return [series("memory_train_rss", tr_rss, {"rss_breakdown": tr_breakdown}), series("memory_train_live_tensors", tr_live),
+            series("memory_generate_rss", ge_rss, {"rss_breakdown": rss_breakdown(10)}), series("memory_generate_live_tensors", ge_live)]
 
 
 def w_linear(p):
@@ -424,7 +476,7 @@ def w_linear(p):
 
 
 WORKLOADS = {"linear": w_linear, "mlp": w_mlp, "cnn": w_cnn, "attention": w_attention, "bandwidth": w_bandwidth,
-             "chargpt": w_chargpt, "gpt2": w_gpt2, "memory": w_memory}
+             "chargpt": w_chargpt, "gpt2": w_decode("gpt2"), "shipped": w_decode("shipped"), "memory": w_memory}
 
 
 def main():

@@ -17,12 +17,14 @@ static class Doctor
           --write-manifest          regenerate data/checksums.sha256 from the files in data/ and exit
           --record-costs REPORT     calibrate, then store the notebooks' run times from a runner report.json
                                     as cost factors in tools/Workbook.Doctor/notebook-costs.json and exit
+          --check-costs REPORT      calibrate, then compare each notebook's estimate with its time in a runner
+                                    report.json; exit 1 when one is off by more than 50 % or has no factor
         Exit code: 0 when nothing would stop a notebook (warnings allowed), 1 when a check failed, 2 for bad arguments.
         """;
 
     public static int Run(string[] args)
     {
-        string? repo = null, recordCosts = null;
+        string? repo = null, recordCosts = null, checkCosts = null;
         bool skipRestore = false, writeManifest = false;
         double calibration = 10;
         try
@@ -37,6 +39,7 @@ static class Doctor
                     case "--calibration-seconds": calibration = double.Parse(Next(args, ref i), System.Globalization.CultureInfo.InvariantCulture); break;
                     case "--write-manifest": writeManifest = true; break;
                     case "--record-costs": recordCosts = Next(args, ref i); break;
+                    case "--check-costs": checkCosts = Next(args, ref i); break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'.");
                 }
             }
@@ -62,6 +65,7 @@ static class Doctor
             return 0;
         }
         if (recordCosts is not null) return RecordCosts(recordCosts, costsPath, calibration);
+        if (checkCosts is not null) return CheckCosts(checkCosts, costsPath, calibration);
 
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // CI logs: a wide table instead of 80 columns
         AnsiConsole.MarkupLine($"[bold]Workbook doctor[/] - {Markup.Escape(repo)}");
@@ -124,11 +128,27 @@ static class Doctor
         TorchRuntime.EnsureLoaded();
         var cal = Calibration.Measure(TimeSpan.FromSeconds(seconds > 0 ? seconds : 10));
         var costs = NotebookCosts.Read(costsPath);
-        var source = $"{reportPath} on {Environment.MachineName}: {Environment.ProcessorCount} threads, calibration score {cal.Score:F1}, {DateTime.UtcNow:yyyy-MM-dd}";
+        var source = $"{Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(reportPath)))}/{Path.GetFileName(reportPath)} on {Environment.MachineName}: {Environment.ProcessorCount} cores, one-thread calibration score {cal.Score:F1}, {DateTime.UtcNow:yyyy-MM-dd}";
         int n = NotebookCosts.Record(costs, File.ReadAllText(reportPath), cal.Score, source);
         NotebookCosts.Write(costsPath, costs);
         Console.WriteLine($"Calibration score {cal.Score:F1}; recorded {n} notebook(s) into {costsPath}.");
         return 0;
+    }
+
+    static int CheckCosts(string reportPath, string costsPath, double seconds)
+    {
+        if (!File.Exists(reportPath)) { Console.Error.WriteLine($"Runner report '{reportPath}' not found (the runner writes it as OUT/report.json)."); return 2; }
+        TorchRuntime.EnsureLoaded();
+        var cal = Calibration.Measure(TimeSpan.FromSeconds(seconds > 0 ? seconds : 10));
+        var checks = NotebookCosts.Compare(NotebookCosts.Read(costsPath), File.ReadAllText(reportPath), cal.Score);
+        Console.WriteLine($"Calibration score {cal.Score:F1}; estimates against {reportPath}:");
+        foreach (var c in checks)
+            Console.WriteLine($"  {c.Notebook,-48} measured {CalibrationCheck.Format(c.MeasuredSeconds),9}  estimate {(c.EstimateSeconds is { } e ? CalibrationCheck.Format(e) : "none"),9}  {(c.Error is { } err ? $"{err:+0%;-0%}" : "no factor")}{(c.Within(0.5) ? "" : "  OUTSIDE ±50 %")}");
+        double measured = checks.Sum(c => c.MeasuredSeconds), estimated = checks.Sum(c => c.EstimateSeconds ?? 0);
+        Console.WriteLine($"  total: measured {CalibrationCheck.Format(measured)}, estimated {CalibrationCheck.Format(estimated)}");
+        int bad = checks.Count(c => !c.Within(0.5));
+        Console.WriteLine(bad == 0 ? "Every estimate is within ±50 %." : $"{bad} of {checks.Count} estimates are off by more than 50 % or missing.");
+        return bad == 0 ? 0 : 1;
     }
 
     // The CUDA build ships libtorch_cuda beside libLibTorchSharp; the CPU build does not.

@@ -1,11 +1,14 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using Workbook.Kernels;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using F = TorchSharp.torch.nn.functional;
 
 namespace Workbook.Gpt;
+
+// The linear layers below are fields of type Module<Tensor, Tensor>, not Linear, and not readonly: inference
+// converters swap in layers that compute the same product from the same weights (weight-only quantization in
+// Workbook.Quantization, the CPU accelerator in Workbook.Runtime.Kernels), as PyTorch's quantize_dynamic swaps nn.Linear.
 
 /// <summary>
 /// Multi-head causal self-attention of GPT-2. One linear layer <c>c_attn</c> makes queries, keys and values for all
@@ -14,7 +17,7 @@ namespace Workbook.Gpt;
 /// </summary>
 public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 {
-    readonly Linear c_attn, c_proj;
+    Module<Tensor, Tensor> c_attn, c_proj;
     readonly Dropout resid_dropout;
     readonly int _nHead, _nEmbd;
     readonly double _attnDropout;
@@ -22,9 +25,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// <summary>Creates the attention layer of a block.</summary>
     public CausalSelfAttention(GptConfig config) : base(nameof(CausalSelfAttention))
     {
-        _nHead = config.NumHeads;
-        _nEmbd = config.DModel;
-        _attnDropout = config.Dropout;
+        (_nHead, _nEmbd, _attnDropout) = (config.NumHeads, config.DModel, config.Dropout);
         c_attn = Linear(config.DModel, 3 * config.DModel);
         c_proj = Linear(config.DModel, config.DModel);
         resid_dropout = Dropout(config.Dropout);
@@ -38,33 +39,29 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// Attention with an optional cache: the new positions' keys and values are appended to <paramref name="cache"/>'s
     /// layer <paramref name="layer"/> and the queries attend to all cached positions. <paramref name="mask"/> is an
     /// additive mask <c>[B or 1, 1, T, S]</c> (0 = may attend, -inf = may not); null means plain causal attention
-    /// over a sequence without past (or a single new token, which may attend everything before it).
+    /// (a single new token after a past may attend to everything before it).
     /// </summary>
     internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
     {
-        using var scope = NewDisposeScope();
-        long B = x.shape[0], T = x.shape[1], hd = _nEmbd / _nHead;
-        // [B, T, 3E] -> three [B, T, E] -> [B, H, T, hd]: each head sees its own hd-wide slice of the features.
-        var qkv = InferenceLinear.Forward(c_attn, x).split(_nEmbd, dim: 2);
-        var q = qkv[0].view(B, T, _nHead, hd).transpose(1, 2);
-        var k = qkv[1].view(B, T, _nHead, hd).transpose(1, 2);
-        var v = qkv[2].view(B, T, _nHead, hd).transpose(1, 2);
-        bool pastExists = cache is not null && cache.Length > 0;
+        long B = x.shape[0], T = x.shape[1];
+        var qkv = c_attn.forward(x).split(_nEmbd, dim: 2);                    // [B, T, 3E] -> 3 × [B, T, E]
+        Tensor q = Heads(qkv[0]), k = Heads(qkv[1]), v = Heads(qkv[2]);       // [B, H, T, hd]
+        bool oneTokenAfterPast = cache is { Length: > 0 } && T == 1;
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
-        double p = training ? _attnDropout : 0.0;
-        // softmax(q kᵀ / √hd + mask) v in one fused kernel. Without a past, "is_causal" builds the lower-triangular mask
-        // itself; one new token after a past may attend to every cached position, so it needs no mask at all.
-        var y = mask is not null ? F.scaled_dot_product_attention(q, k, v, mask, p)
-            : F.scaled_dot_product_attention(q, k, v, null, p, is_casual: !(pastExists && T == 1));
-        y = y.transpose(1, 2).contiguous().view(B, T, _nEmbd); // heads side by side again
-        return resid_dropout.forward(InferenceLinear.Forward(c_proj, y)).MoveToOuterDisposeScope();
+        // softmax(q kᵀ / √hd + mask) v in one fused kernel; "is_causal" builds the lower-triangular mask itself.
+        var y = F.scaled_dot_product_attention(q, k, v, mask, training ? _attnDropout : 0.0, is_casual: mask is null && !oneTokenAfterPast);
+        y = y.transpose(1, 2).contiguous().view(B, T, _nEmbd);                // heads side by side again
+        return resid_dropout.forward(c_proj.forward(y));
     }
+
+    // [B, T, E] -> [B, H, T, hd]: each head sees its own hd-wide slice of the features.
+    Tensor Heads(Tensor t) => t.view(t.shape[0], t.shape[1], _nHead, _nEmbd / _nHead).transpose(1, 2);
 }
 
 /// <summary>GPT-2's position-wise MLP: <c>c_proj(gelu_tanh(c_fc(x)))</c>, 4× wider in the middle.</summary>
 public sealed class GptMlp : Module<Tensor, Tensor>
 {
-    readonly Linear c_fc, c_proj;
+    Module<Tensor, Tensor> c_fc, c_proj;
     readonly Dropout dropout;
 
     /// <summary>Creates the MLP of a block.</summary>
@@ -80,12 +77,8 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     /// <c>x → c_proj(GELU(c_fc(x)))</c> with GPT-2's tanh approximation of GELU,
     /// <c>0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))</c> (Hugging Face's "gelu_new").
     /// </summary>
-    public override Tensor forward(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var h = F.gelu(InferenceLinear.Forward(c_fc, x), approximate: TorchSharp.Modules.GELU.Approximate.tanh);
-        return dropout.forward(InferenceLinear.Forward(c_proj, h)).MoveToOuterDisposeScope();
-    }
+    public override Tensor forward(Tensor x) =>
+        dropout.forward(c_proj.forward(F.gelu(c_fc.forward(x), approximate: TorchSharp.Modules.GELU.Approximate.tanh)));
 }
 
 /// <summary>
@@ -114,7 +107,7 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
     internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
     {
-        using var scope = NewDisposeScope();
+        using var scope = NewDisposeScope(); // the block's intermediates go when it returns (autograd keeps what it needs)
         x = x + attn.Forward(ln_1.forward(x), cache, layer, mask);
         x = x + mlp.forward(ln_2.forward(x));
         return x.MoveToOuterDisposeScope();
@@ -124,7 +117,7 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 /// <summary>
 /// GPT-2 (Radford et al. 2019), the same network as Hugging Face's <c>GPT2LMHeadModel</c>: token embedding
 /// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NumLayers"/> pre-LN blocks <c>h.i</c>, a final
-/// LayerNorm <c>ln_f</c>, and an LM head that reuses <c>wte</c>'s matrix (weight tying), so
+/// LayerNorm <c>ln_f</c>, and an LM head <c>lm_head</c> whose weight is <c>wte</c>'s matrix (weight tying), so
 /// <c>logits = ln_f(h) · wteᵀ</c>. Parameter names are Hugging Face's without the <c>transformer.</c> prefix.
 /// Load real weights with <see cref="GptCheckpoint"/> or <see cref="GptHub"/>.
 /// </summary>
@@ -134,6 +127,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
     readonly Dropout drop;
     readonly ModuleList<GptBlock> h;
     readonly LayerNorm ln_f;
+    Module<Tensor, Tensor> lm_head;
 
     /// <summary>Creates a GPT-2 with GPT-2's initialisation (see <see cref="InitWeights"/>).</summary>
     public GptModel(GptConfig config, Device? device = null) : base(nameof(GptModel))
@@ -144,6 +138,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
         drop = Dropout(config.Dropout);
         h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NumLayers).Select(_ => new GptBlock(config)).ToArray());
         ln_f = LayerNorm(config.DModel, config.LayerNormEps);
+        lm_head = Linear(EmbeddingMatrix()); // weight tying: the very same parameter, no bias (counted once by named_parameters)
         RegisterComponents();
         InitWeights();
         if (device is not null && device.type != DeviceType.CPU) this.to(device);
@@ -182,9 +177,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
     /// <summary>Logits <c>[B, T, vocab]</c> for token ids <c>[B, T]</c> (positions 0..T-1, causal).</summary>
     public override Tensor forward(Tensor idx) => Forward(idx);
 
-    /// <summary>
-    /// The forward pass with the options of incremental and batched decoding.
-    /// </summary>
+    /// <summary>The forward pass with the options of incremental and batched decoding.</summary>
     /// <param name="idx">Token ids <c>[B, T]</c> (int64).</param>
     /// <param name="cache">If given, the tokens continue the cached sequence: their keys and values are appended and
     /// they attend to the cached positions too. Positions then start at <c>cache.Length</c>.</param>
@@ -200,99 +193,26 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null, List<Tensor>? hiddenStates = null,
         bool lastPositionOnly = false)
     {
-        if (idx.dim() != 2) throw new ArgumentException($"Token ids must be [batch, time], got shape [{string.Join(", ", idx.shape)}].", nameof(idx));
-        if (idx.dtype != ScalarType.Int64) throw new ArgumentException($"Token ids must be int64, got {idx.dtype}.", nameof(idx));
-        long B = idx.shape[0], T = idx.shape[1];
         int past = cache?.Length ?? 0;
-        if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
-        if (cache is not null) CheckCache(cache, B);
-        if (past + T > Config.MaxLength)
-            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.MaxLength} positions.", nameof(idx));
-        // libtorch's embedding would fail with "index out of range in self", naming neither the id nor the vocabulary.
-        CheckRange(idx, Config.VocabSize, "Token id", "the vocabulary", nameof(idx));
-        if (positions is not null)
-        {
-            if (positions.dim() != 2 || positions.shape[0] != B || positions.shape[1] != T || positions.dtype != ScalarType.Int64)
-                throw new ArgumentException($"Positions must be int64 [batch {B}, time {T}] like the token ids, got {positions.dtype} [{string.Join(", ", positions.shape)}].", nameof(positions));
-            CheckRange(positions, Config.MaxLength, "Position", "the context", nameof(positions));
-        }
-
+        GptInputs.Validate(idx, past, Config, cache, positions);
+        long B = idx.shape[0], T = idx.shape[1];
         using var scope = NewDisposeScope();
-        // One token without gradients (cached decoding): the linear layers become matrix-vector products on the
-        // MatVec kernel, which needs the cores more than libtorch's tiny ops do (see InferenceLinear.DecodeScope).
-        using var decode = B * T == 1 && !(is_grad_enabled() && wte.weight!.requires_grad) && idx.device_type == DeviceType.CPU
-            ? InferenceLinear.DecodeScope() : null;
         positions ??= arange(past, past + T, dtype: ScalarType.Int64, device: idx.device).unsqueeze(0);
         var x = drop.forward(wte.forward(idx) + wpe.forward(positions)); // [B, T, E]
-        hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
-
-        var mask = BuildMask(B, T, past, padding, idx.device, x.dtype);
+        var mask = GptInputs.AttentionMask(B, T, past, padding, idx.device, x.dtype);
         for (int i = 0; i < h.Count; i++)
         {
+            Keep(hiddenStates, x);
             x = h[i].Forward(x, cache, i, mask);
-            if (hiddenStates is not null && i < h.Count - 1) hiddenStates.Add(x.detach().clone().MoveToOuterDisposeScope());
         }
         cache?.Advance((int)T);
         x = ln_f.forward(x);
-        hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
+        Keep(hiddenStates, x);
         if (lastPositionOnly) x = x.narrow(1, T - 1, 1);
-        // Weight tying: the LM head scores each token by the dot product with its own input embedding. Under no_grad,
-        // InferenceLinear runs it (and every other linear layer) on the fastest CPU path for the shape; with gradients
-        // it is F.linear.
-        return InferenceLinear.Forward(x, wte.weight!).MoveToOuterDisposeScope();
+        return lm_head.forward(x).MoveToOuterDisposeScope(); // each token scored by the dot product with its own embedding
     }
 
-    /// <summary>Throws if a value of <paramref name="ids"/> is outside [0, <paramref name="limit"/>), naming the first one and where it is.</summary>
-    static void CheckRange(Tensor ids, long limit, string what, string range, string argument)
-    {
-        long min, max;
-        if (ids.numel() == 1) min = max = ids.item<long>(); // the single-token decode path: no reductions
-        else
-        {
-            using var mn = ids.min();
-            using var mx = ids.max();
-            min = mn.item<long>();
-            max = mx.item<long>();
-        }
-        if (min >= 0 && max < limit) return;
-        using var scope = NewDisposeScope();
-        var at = ids.lt(0).logical_or(ids.ge(limit)).nonzero()[0].cpu().data<long>().ToArray();
-        long value = ids[at[0], at[1]].item<long>();
-        throw new ArgumentException($"{what} {value} at [{at[0]}, {at[1]}] is outside {range} [0, {limit}).", argument);
-    }
-
-    /// <summary>Throws unless <paramref name="cache"/> was made for this model's layers and heads and for batch <paramref name="batch"/>.</summary>
-    void CheckCache(KvCache cache, long batch)
-    {
-        var c = cache.Config;
-        if (c.NumLayers != Config.NumLayers || c.NumHeads != Config.NumHeads || c.HeadDim != Config.HeadDim || cache.Capacity > Config.MaxLength)
-            throw new ArgumentException($"The KV cache was made for {c.NumLayers} layers × {c.NumHeads} heads × head size {c.HeadDim} with capacity {cache.Capacity}, " +
-                $"but this model has {Config.NumLayers} layers × {Config.NumHeads} heads × head size {Config.HeadDim} and a context of {Config.MaxLength}; " +
-                "create it with new KvCache(model.Config, ...).", nameof(cache));
-        if (cache.Batch != batch)
-            throw new ArgumentException($"The KV cache was made for batch {cache.Batch}, but the input has batch {batch}.", nameof(cache));
-    }
-
-    /// <summary>
-    /// The additive attention mask <c>[B|1, 1, T, past+T]</c>, or null when the attention layers can use plain causal
-    /// attention. Query i (absolute position past+i) may see key s iff s ≤ past+i and key s is not padding; a padding
-    /// query may always see itself, so that no row is fully masked (its output is never used).
-    /// </summary>
-    static Tensor? BuildMask(long B, long T, int past, Tensor? padding, Device device, ScalarType dtype)
-    {
-        if (padding is null && (past == 0 || T == 1)) return null;
-        long S = past + T;
-        var query = arange(past, S, device: device).view(T, 1);
-        var key = arange(0, S, device: device).view(1, S);
-        var allowed = key.le(query).view(1, 1, T, S);
-        if (padding is not null)
-        {
-            if (padding.dim() != 2 || padding.shape[0] != B || padding.shape[1] != S)
-                throw new ArgumentException($"Padding mask must be [batch {B}, past+T {S}], got [{string.Join(", ", padding.shape)}].", nameof(padding));
-            allowed = allowed.logical_and(padding.logical_not().view(B, 1, 1, S)).logical_or(key.eq(query).view(1, 1, T, S));
-        }
-        return zeros(allowed.shape, dtype: dtype, device: device).masked_fill(allowed.logical_not(), double.NegativeInfinity);
-    }
+    static void Keep(List<Tensor>? states, Tensor x) => states?.Add(x.detach().clone().MoveToOuterDisposeScope());
 
     /// <summary>
     /// Mean cross-entropy of next-token prediction: <paramref name="logits"/> <c>[B, T, V]</c> against
@@ -302,17 +222,26 @@ public sealed class GptModel : Module<Tensor, Tensor>
         F.cross_entropy(logits.view(-1, logits.shape[^1]), targets.view(-1));
 
     /// <summary>Parameter counts by part (embeddings, each block, final LayerNorm), for the architecture walk-through.</summary>
-    public IReadOnlyList<(string Part, long Parameters)> ParameterBreakdown()
+    public IReadOnlyList<(string Part, long Parameters)> ParameterBreakdown() =>
+        named_parameters().GroupBy(p => p.name.StartsWith("h.", StringComparison.Ordinal) ? string.Join('.', p.name.Split('.').Take(2)) : p.name.Split('.')[0])
+            .Select(g => (g.Key, g.Sum(p => p.parameter.numel()))).ToList();
+
+    // TorchSharp's to(device / dtype) replaces each module's parameters with moved copies, one module at a time, which
+    // would leave lm_head with a copy of wte's matrix: tie them again afterwards.
+    /// <inheritdoc/>
+    protected override Module _to(Device device, ScalarType dtype, bool non_blocking) { base._to(device, dtype, non_blocking); return Tie(); }
+    /// <inheritdoc/>
+    protected override Module _to(DeviceType deviceType, int deviceIndex, bool non_blocking) { base._to(deviceType, deviceIndex, non_blocking); return Tie(); }
+    /// <inheritdoc/>
+    protected override Module _to(ScalarType dtype, bool non_blocking) { base._to(dtype, non_blocking); return Tie(); }
+
+    Module Tie()
     {
-        var groups = new List<(string, long)>();
-        foreach (var (name, p) in named_parameters())
-        {
-            var parts = name.Split('.');
-            string part = parts[0] == "h" ? $"h.{parts[1]}" : parts[0];
-            int at = groups.FindIndex(g => g.Item1 == part);
-            if (at < 0) groups.Add((part, p.numel()));
-            else groups[at] = (part, groups[at].Item2 + p.numel());
-        }
-        return groups;
+        if (lm_head is Linear head && head.weight.Handle != EmbeddingMatrix().Handle) head.weight = EmbeddingMatrix();
+        return this;
     }
+
+    // The parameter object wte registered (its weight property returns a new handle on each call, which
+    // named_parameters would not recognise as the same tensor).
+    Parameter EmbeddingMatrix() => wte.named_parameters(recurse: false).Single().parameter;
 }

@@ -33,6 +33,13 @@ public sealed record GenerationOptions
     /// <summary>Use the key/value cache (incremental decoding). Off recomputes the whole sequence at every step.</summary>
     public bool UseKvCache { get; init; } = true;
 
+    /// <summary>
+    /// On the CPU, generate with the library's accelerator (<see cref="Runtime.Kernels.CpuInference.ForCpuInference"/>): each
+    /// linear layer uses the C# kernels only for shapes where they measured faster than <c>F.linear</c> on this machine.
+    /// Same tokens either way (up to float rounding); false keeps the model plain.
+    /// </summary>
+    public bool CpuKernels { get; init; } = true;
+
     /// <summary>Greedy decoding: temperature 0.</summary>
     public static GenerationOptions Greedy => new() { Temperature = 0 };
 

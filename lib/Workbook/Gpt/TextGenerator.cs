@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using TorchSharp;
-using Workbook.Kernels;
+using Workbook.Runtime.Kernels;
 using Workbook.Text;
 using static TorchSharp.torch;
 
@@ -176,6 +176,8 @@ public sealed class TextGenerator
         int windowStart = 0, fed = 0;
         bool wasTraining = model.training;
         model.eval();
+        // The CPU accelerator, swapped in for the run: each linear layer takes the path measured fastest for its shape.
+        using var accelerator = options.CpuKernels && device.type == DeviceType.CPU ? model.ForCpuInference() : null;
         using var cache = options.UseKvCache ? new KvCache(cfg, B, cfg.MaxLength, device) : null;
         using var generator = options.Seed is long seed && !options.IsGreedy ? new Generator((ulong)seed, device) : null;
         using var seen = options.RepetitionPenalty != 1 ? zeros(B, cfg.VocabSize, dtype: ScalarType.Bool, device: device).DetachFromDisposeScope() : null;
@@ -200,7 +202,7 @@ public sealed class TextGenerator
                     int total = seq.Count - windowStart, from = cache is null ? 0 : fed, T = total - from;
                     // One new token: the whole step (forward and sampling) runs libtorch on one thread, so that no
                     // OpenMP worker left spinning by the sampling ops competes with the MatVec kernel's threads.
-                    using var decode = B * T == 1 && device.type == DeviceType.CPU ? InferenceLinear.DecodeScope() : null;
+                    using var decode = B * T == 1 ? accelerator?.DecodeStep() : null;
                     var ids = new long[B * T];
                     var positions = new long[B * T];
                     for (int t = 0; t < T; t++)

@@ -12,11 +12,15 @@ public class BenchSmokeTests
 {
     static readonly string[] ExpectedRows =
     [
-        "chargpt_train", "gpt2_decode_cache", "gpt2_decode_nocache", "gpt2_decode_bound", "gpt2_forward_128",
+        "chargpt_train",
+        "gpt2_decode_cache", "gpt2_decode_plain", "gpt2_decode_bf16", "gpt2_decode_int8", "gpt2_decode_nocache", "gpt2_decode_bound",
+        "gpt2_forward_128", "gpt2_forward_128_plain", "gpt2_prefill_128",
+        "shipped_decode_cache", "shipped_decode_plain", "shipped_decode_bf16", "shipped_decode_int8", "shipped_decode_nocache", "shipped_decode_bound",
+        "shipped_forward_128", "shipped_forward_128_plain", "shipped_prefill_128",
         "mlp_train", "cnn_train", "attn_explicit", "attn_fused", "copy_bandwidth", "read_bandwidth",
         "trainer_overhead", "runner_loop_overhead", "runner_kernel_start", "linear3d_module", "linear3d_addmm",
         "memory_train_rss", "memory_train_live_tensors", "memory_generate_rss", "memory_generate_live_tensors",
-        "mha_ours", "mha_torchsharp", "cnn_inference", "shipped_decode_cache", "shipped_decode_nocache", "shipped_prompt",
+        "mha_ours", "mha_torchsharp", "cnn_inference", "shipped_val_loss_fp32", "shipped_val_loss_bf16", "shipped_val_loss_int8",
     ];
 
     /// <summary>PyTorch rows that torch 1.13 cannot provide may be missing on that side; every other row must be there.</summary>
@@ -24,7 +28,7 @@ public class BenchSmokeTests
 
     /// <summary>Rows about our own tools (runner, Trainer): no PyTorch counterpart.</summary>
     static readonly string[] TorchSharpOnly = ["trainer_overhead", "runner_loop_overhead", "runner_kernel_start",
-        "mha_ours", "mha_torchsharp", "cnn_inference", "shipped_decode_cache", "shipped_decode_nocache", "shipped_prompt"];
+        "mha_ours", "mha_torchsharp", "cnn_inference", "shipped_val_loss_fp32", "shipped_val_loss_bf16", "shipped_val_loss_int8"];
 
     [Fact]
     public void Smoke_run_reports_every_workload_with_positive_figures()
@@ -48,6 +52,9 @@ public class BenchSmokeTests
         }
         // The KV cache and full recompute must decode the same greedy tokens (same model, same prompt).
         Assert.True(rows["gpt2_decode_cache"]["torchsharp"]!["extra"]!["cache_and_recompute_agree"]!.GetValue<bool>());
+        // The accelerator is the same function: plain and accelerated decoding pick the same greedy tokens.
+        Assert.True(rows["gpt2_decode_cache"]["torchsharp"]!["extra"]!["plain_and_accelerated_agree"]!.GetValue<bool>());
+        Assert.True(rows["shipped_decode_cache"]["torchsharp"]!["extra"]!["plain_and_accelerated_agree"]!.GetValue<bool>());
         Assert.True(File.Exists(Path.Combine(outDir, "bench.txt")));
         Directory.Delete(outDir, recursive: true);
     }

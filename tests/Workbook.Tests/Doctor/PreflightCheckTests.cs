@@ -226,6 +226,36 @@ public sealed class PreflightCheckTests : IDisposable
     }
 
     [Fact]
+    public void Cost_check_compares_estimates_with_a_report()
+    {
+        var costs = new List<NotebookCost> { new("a.ipynb", QuickUnits: 300, FullUnits: 900), new("b.ipynb", QuickUnits: 100, FullUnits: null) };
+        var report = """
+            {"profile":"Full","notebooks":[{"relative":"a.ipynb","ok":true,"seconds":100.0},{"relative":"b.ipynb","ok":true,"seconds":10.0},
+                                            {"relative":"c.ipynb","ok":false,"seconds":1.0}]}
+            """;
+        var checks = NotebookCosts.Compare(costs, report, score: 10);
+        Assert.Equal(["a.ipynb", "b.ipynb"], checks.Select(c => c.Notebook));
+        Assert.Equal(90, checks[0].EstimateSeconds);
+        Assert.Equal(-0.1, checks[0].Error!.Value, 9);
+        Assert.True(checks[0].Within(0.5));
+        Assert.Null(checks[1].EstimateSeconds); // no Full factor: not within any tolerance
+        Assert.False(checks[1].Within(0.5));
+    }
+
+    [Fact]
+    public void Every_notebook_has_quick_and_full_cost_factors()
+    {
+        // The doctor's estimates (tools/Workbook.Doctor/notebook-costs.json) must cover every chapter and solution. After
+        // adding or changing a notebook, run it in both profiles and record the reports:
+        //   dotnet run --project tools/Workbook.Runner -c Release -- notebooks --out out/quick --profile Quick
+        //   dotnet run --project tools/Workbook.Doctor -c Release -- --record-costs out/quick/report.json   (and the same for Full)
+        var costs = NotebookCosts.Read(Path.Combine(TestSetup.RepoRoot, "tools", "Workbook.Doctor", "notebook-costs.json"));
+        var missing = NotebookCosts.Missing(costs, Path.Combine(TestSetup.RepoRoot, "notebooks"));
+        Assert.True(missing.Count == 0, $"No Quick or Full cost factor for: {string.Join(", ", missing)}. Record them with doctor --record-costs (see the comment in this test).");
+        Assert.All(costs, c => Assert.True(c.QuickUnits > 0 && c.FullUnits > 0, $"{c.Notebook}: factors must be positive"));
+    }
+
+    [Fact]
     public void Repository_data_matches_its_manifest()
     {
         // Guards data/checksums.sha256: a changed or deleted data file fails here (new unlisted files only warn).
@@ -237,8 +267,10 @@ public sealed class PreflightCheckTests : IDisposable
     [Fact]
     public void Calibration_measures_positive_rates()
     {
+        int threads = TorchSharp.torch.get_num_threads();
         var r = Calibration.Measure(TimeSpan.FromMilliseconds(300));
         Assert.True(r.MatmulPerSecond > 0 && r.ConvPerSecond > 0 && r.MlpStepsPerSecond > 0, r.ToString());
+        Assert.Equal(threads, TorchSharp.torch.get_num_threads()); // measured on one thread, the count restored
         Assert.Equal(Math.Cbrt(r.MatmulPerSecond * r.ConvPerSecond * r.MlpStepsPerSecond), r.Score, 9);
     }
 }

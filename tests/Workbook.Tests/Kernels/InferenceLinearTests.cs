@@ -1,6 +1,6 @@
 using TorchSharp;
 using Workbook.Gpt;
-using Workbook.Kernels;
+using Workbook.Runtime.Kernels;
 using static TorchSharp.torch;
 
 namespace Workbook.Tests.Kernels;
@@ -31,14 +31,6 @@ public class InferenceLinearTests
     {
         Assert.Equal(reference.shape, actual.shape);
         return (actual.to(ScalarType.Float64) - reference).abs().max().item<double>() / reference.abs().max().item<double>();
-    }
-
-    static T WithKernels<T>(bool enabled, Func<T> f)
-    {
-        bool was = InferenceLinear.Enabled;
-        InferenceLinear.Enabled = enabled;
-        try { return f(); }
-        finally { InferenceLinear.Enabled = was; }
     }
 
     [MatVecTheory]
@@ -80,7 +72,7 @@ public class InferenceLinearTests
         manual_seed(3);
         var wT = randn(96, 40);           // w = wT.t() is a non-contiguous [40, 96] view
         var x = randn(96, 2).select(1, 1); // a strided row
-        var y = MatVec.Linear(x, wT.t());
+        var y = MatVec.Linear(x, wT.t(), null, 1);
         Assert.True(RelErr(y, Reference(x, wT.t(), null)) < 1e-5);
     }
 
@@ -122,78 +114,131 @@ public class InferenceLinearTests
     }
 
     [Fact]
-    public void ChoosesByGradientsDeviceDtypeAndRows()
+    public void ChoosesPlainLinearForGradientsOtherDtypesAndSmallOrHugeManyRowProducts()
     {
         var w = randn(64, 32, requires_grad: true);
         var one = randn(1, 32);
-        var many = randn(4, 16, 32); // 64 rows
-        // With gradients the layer must stay on autograd's path.
-        Assert.Equal(LinearPath.Blas, InferenceLinear.Choose(one, w));
+        // With gradients the product must stay on autograd's path.
+        Assert.False(InferenceLinear.Applies(one, w, null));
         var y = InferenceLinear.Forward(one, w);
         Assert.True(y.requires_grad);
         y.sum().backward();
         Assert.True(RelErr(w.grad!, one.expand(64, 32).to(ScalarType.Float64)) < 1e-7); // d(sum xWᵀ)/dW = x in every row
 
         using var _ = no_grad();
-        Assert.Equal(MatVec.IsSupported ? LinearPath.MatVec : LinearPath.Blas, InferenceLinear.Choose(one, w));
-        Assert.Equal(InferenceLinear.Calibration.UseOneDnn ? LinearPath.OneDnn : LinearPath.Blas, InferenceLinear.Choose(many, w));
-        Assert.Equal(LinearPath.Blas, InferenceLinear.Choose(randn(8, 32), w)); // too few rows for oneDNN
-        Assert.Equal(LinearPath.Blas, InferenceLinear.Choose(one.to(ScalarType.Float64), w.to(ScalarType.Float64)));
-        Assert.Equal(LinearPath.Blas, InferenceLinear.Choose(randn(64, 768), randn(50257, 768))); // LM-head-sized weight
-        Assert.Equal(LinearPath.Blas, WithKernels(false, () => InferenceLinear.Choose(one, w)));
-        foreach (var x in new[] { one, many })
+        Assert.True(InferenceLinear.Applies(one, w, null));
+        Assert.False(InferenceLinear.Applies(one.to(ScalarType.Float64), w.to(ScalarType.Float64), null));
+        Assert.Equal(LinearPath.Blas, InferenceLinear.Choose(randn(8, 32), w).Path);                 // too few rows for oneDNN
+        Assert.Equal(LinearPath.Blas, InferenceLinear.Choose(randn(64, 768), randn(50257, 768)).Path); // LM-head-sized weight
+        foreach (var x in new[] { one, randn(4, 16, 32) })
             Assert.True(RelErr(InferenceLinear.Forward(x, w), Reference(x, w, null)) < 1e-5);
     }
 
+    [MatVecFact]
+    public void OneRowChoiceIsTheFastestMeasuredCandidateAndIsCached()
+    {
+        using var _ = no_grad();
+        var w = randn(1024, 512); // large enough for the thread split to be a candidate
+        var choice = InferenceLinear.Choose(randn(1, 512), w);
+        Assert.Equal(1, choice.Rows);
+        Assert.Contains("blas", choice.Candidates.Keys);
+        Assert.Contains("matvec×1", choice.Candidates.Keys);
+        Assert.All(choice.Candidates.Values, ms => Assert.True(ms > 0));
+        // The kernel is used only when it beat F.linear's median by the margin; otherwise F.linear.
+        if (choice.Path == LinearPath.MatVec)
+            Assert.True(choice.Candidates[$"matvec×{choice.Threads}"] * InferenceLinear.MinSpeedup <= choice.Candidates["blas"]);
+        else
+            Assert.All(choice.Candidates.Where(c => c.Key != "blas"), c => Assert.True(c.Value * InferenceLinear.MinSpeedup > choice.Candidates["blas"]));
+        Assert.Same(choice, InferenceLinear.Choose(randn(1, 1, 512), randn(1024, 512))); // same shape: measured once
+    }
+
     [Fact]
-    public void CalibrationLeavesTheGlobalGeneratorAlone()
+    public void MeasuringLeavesTheGlobalGeneratorAlone()
     {
         manual_seed(5);
         var expected = randn(4);
         manual_seed(5);
-        _ = InferenceLinear.Calibration; // measured once per process; constant inputs
+        using (no_grad())
+        {
+            InferenceLinear.Choose(zeros(1, 48), zeros(40, 48));
+            InferenceLinear.Choose(zeros(48, 96), zeros(72, 96));
+        }
         Assert.Equal(expected.data<float>().ToArray(), randn(4).data<float>().ToArray());
-        Assert.True(InferenceLinear.Calibration.BlasMs > 0 && InferenceLinear.Calibration.OneDnnMs > 0);
+    }
+
+    static GptModel TinyGpt()
+    {
+        manual_seed(7);
+        var model = new GptModel(new GptConfig { VocabSize = 300, MaxLength = 64, NumLayers = 2, NumHeads = 4, DModel = 64 });
+        model.eval();
+        return model;
     }
 
     [Fact]
-    public void DecodeScopeRunsLibtorchOnOneThreadAndRestoresTheCount()
+    public void TheAcceleratorSwapsLayersInAndOutKeepingParametersAndStateDict()
+    {
+        using var model = TinyGpt();
+        var keys = model.state_dict().Keys.ToList();
+        var handles = model.parameters().Select(p => p.Handle).ToList();
+        Assert.Empty(model.modules().OfType<CpuLinear>());
+        using (var session = model.ForCpuInference())
+        {
+            Assert.Equal(2 * 4 + 1, session.Layers); // four linear layers per block, and the tied LM head
+            Assert.Empty(session.Skipped);
+            Assert.Equal(session.Layers, model.modules().OfType<CpuLinear>().Count());
+            Assert.Equal(keys, model.state_dict().Keys.ToList());           // same names, same order
+            Assert.Equal(handles, model.parameters().Select(p => p.Handle).ToList()); // the very same parameters
+            using var nested = model.ForCpuInference();                     // an inner session swaps nothing more
+            Assert.Equal(session.Layers, nested.Layers);
+        }
+        Assert.Empty(model.modules().OfType<CpuLinear>());
+        Assert.Equal(keys, model.state_dict().Keys.ToList());
+        Assert.Equal(handles, model.parameters().Select(p => p.Handle).ToList());
+        var ids = randint(300, [1, 5]);
+        using var _ = no_grad();
+        Assert.Equal(new long[] { 1, 5, 300 }, model.forward(ids).shape); // the restored model still works
+    }
+
+    [Fact]
+    public void DecodeStepRunsLibtorchOnOneThreadAndRestoresTheCount()
     {
         int before = get_num_threads();
+        using var model = TinyGpt();
         try
         {
             set_num_threads(2);
-            using (var scope = InferenceLinear.DecodeScope())
+            using var session = model.ForCpuInference();
+            using (var step = session.DecodeStep())
             {
-                if (MatVec.IsSupported && InferenceLinear.Enabled)
+                if (MatVec.IsSupported && CpuInference.Allowed)
                 {
-                    Assert.NotNull(scope);
+                    Assert.NotNull(step);
                     Assert.Equal(1, get_num_threads());
-                    Assert.Null(InferenceLinear.DecodeScope()); // nested: the outer scope already holds the count
+                    Assert.Null(session.DecodeStep()); // nested: the outer step already holds the count
                 }
             }
             Assert.Equal(2, get_num_threads());
-            Assert.Null(WithKernels(false, InferenceLinear.DecodeScope));
         }
         finally { set_num_threads(before); }
     }
 
     [Fact]
-    public void GptLogitsAndGreedyTokensAgreeWithKernelsOnAndOff()
+    public void GptLogitsAndGreedyTokensAgreeWithTheAcceleratorOnAndOff()
     {
-        // 40 positions: the prompt goes through the many-row path (oneDNN where calibrated), decoding through MatVec.
-        manual_seed(7);
-        using var model = new GptModel(new GptConfig { VocabSize = 300, MaxLength = 64, NumLayers = 2, NumHeads = 4, DModel = 64 });
-        model.eval();
+        // 40 positions: the prompt goes through the many-row path (oneDNN where it measured faster), decoding through
+        // MatVec or F.linear, whichever measured faster per shape.
+        using var model = TinyGpt();
         var ids = randint(300, [1, 40]);
         using var _ = no_grad();
-        var on = WithKernels(true, () => model.forward(ids));
-        var off = WithKernels(false, () => model.forward(ids));
+        var off = model.forward(ids);
+        Tensor on;
+        using (model.ForCpuInference()) on = model.forward(ids);
         Assert.True(RelErr(on, off.to(ScalarType.Float64)) < 1e-5);
         var prompt = ids[0].data<long>().Select(v => (int)v).ToArray();
         var options = GenerationOptions.Greedy with { MaxNewTokens = 12, UseKvCache = true, StopAtEndOfText = false };
-        long[] Tokens() => TextGenerator.GenerateIds(model, [prompt], options, eosId: null).Select(s => s.Tokens[0]).ToArray();
-        Assert.Equal(WithKernels(false, Tokens), WithKernels(true, Tokens));
+        long[] Tokens(bool kernels) => TextGenerator.GenerateIds(model, [prompt], options with { CpuKernels = kernels }, eosId: null).Select(s => s.Tokens[0]).ToArray();
+        Assert.Equal(Tokens(false), Tokens(true));
+        Assert.Empty(model.modules().OfType<CpuLinear>()); // the generator swapped the accelerator out again
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using TorchSharp;
 using Workbook.Gpt;
+using Workbook.Quantization;
 using static TorchSharp.torch;
 
 namespace Workbook.Bench.Workloads;
@@ -8,21 +9,21 @@ namespace Workbook.Bench.Workloads;
 /// <summary>
 /// The library's own figures that the chapters promise (no PyTorch counterpart): our multi-head attention against
 /// TorchSharp's <c>nn.MultiheadAttention</c> with the same weights (issue 3), SimpleCNN inference images/s (issue 5),
-/// and generation with and without the KV cache plus prompt processing for the shipped Shakespeare model (issue 7).
+/// and the shipped Shakespeare model's validation loss in float32 and with weight-only bf16 and int8 weights (issue 18).
 /// </summary>
 public sealed class LibraryWorkload : IWorkload
 {
     /// <inheritdoc/>
     public string Name => "library";
     /// <inheritdoc/>
-    public string Description => "library figures: MHA ours vs TorchSharp [8,256,512] h=8 (ms), SimpleCNN inference (images/s), shipped GPT decode/prompt (tokens/s)";
+    public string Description => "library figures: MHA ours vs TorchSharp [8,256,512] h=8 (ms), SimpleCNN inference (images/s), shipped GPT validation loss fp32 / bf16 / int8";
     /// <inheritdoc/>
     public IReadOnlyList<RowSpec> Rows { get; } =
     [
         new("mha_ours", "ms", false, Compare: false), new("mha_torchsharp", "ms", false, Compare: false),
         new("cnn_inference", "images/s", true, Compare: false),
-        new("shipped_decode_cache", "tokens/s", true, Compare: false), new("shipped_decode_nocache", "tokens/s", true, Compare: false),
-        new("shipped_prompt", "tokens/s", true, Compare: false),
+        new("shipped_val_loss_fp32", "nats/token", false, Compare: false), new("shipped_val_loss_bf16", "nats/token", false, Compare: false),
+        new("shipped_val_loss_int8", "nats/token", false, Compare: false),
     ];
     /// <inheritdoc/>
     public bool HasPyTorch => false;
@@ -31,7 +32,7 @@ public sealed class LibraryWorkload : IWorkload
     public JsonObject Parameters(bool smoke) => new()
     {
         ["mha"] = smoke ? new JsonArray(2, 16, 32, 4) : new JsonArray(8, 256, 512, 8),
-        ["cnn_batch"] = smoke ? 16 : 256, ["prompt"] = 16, ["new_tokens"] = smoke ? 4 : 64, ["prompt_T"] = smoke ? 16 : 128,
+        ["cnn_batch"] = smoke ? 16 : 256, ["val_tokens"] = smoke ? 300 : 1_000_000,
         ["iters"] = smoke ? 1 : 5, ["reps"] = 3,
     };
 
@@ -74,23 +75,30 @@ public sealed class LibraryWorkload : IWorkload
             for (int i = 0; i < iters; i++) { using var scope = NewDisposeScope(); cnn.forward(images); }
         }).Select(s => cb * iters / s).ToArray()));
 
-        // The shipped model: greedy decode with and without the cache, and prompt processing.
+        // The shipped model's validation loss on the whole validation split of tiny Shakespeare (the last 10 % of the
+        // GPT-2 tokens), in float32 and with weight-only bf16 and int8 linear layers: what quantization costs in quality.
         var folder = Data.DataPaths.TryFindDataDirectory() is { } d ? Path.Combine(d, "gpt2-shakespeare") : null;
         if (folder is not null && Directory.Exists(folder))
         {
-            using var model = GptCheckpoint.Load(folder);
-            model.eval();
-            int promptLen = p.Int("prompt"), newTokens = p.Int("new_tokens"), promptT = p.Int("prompt_T");
-            var prompt = Enumerable.Range(0, promptLen).Select(i => 100 + i * 7).ToArray();
-            double[] Tps(bool cache) => Stats.TimeReps(reps, warmup: 1, () => GreedyDecode.Run(model, prompt, newTokens, cache))
-                .Select(s => newTokens / s).ToArray();
-            figures.Add(new Figure("shipped_decode_cache", Tps(true), new JsonObject { ["model"] = folder }));
-            figures.Add(new Figure("shipped_decode_nocache", Tps(false)));
-            using var ids = randint(0, 11_000, new long[] { 1, promptT });
-            figures.Add(new Figure("shipped_prompt", Stats.TimeReps(reps, warmup: 1, () =>
+            var tokens = Text.Gpt2Tokenizer.Default.Encode(File.ReadAllText(Data.DataPaths.File("tinyshakespeare", "input.txt")));
+            var val = new TokenDataset(tokens, valFraction: 0.1).Val.Take(p.Int("val_tokens")).ToArray();
+            var losses = new JsonObject();
+            foreach (var (row, format) in new (string, WeightFormat?)[] { ("shipped_val_loss_fp32", null), ("shipped_val_loss_bf16", WeightFormat.BFloat16), ("shipped_val_loss_int8", WeightFormat.Int8) })
             {
-                for (int i = 0; i < iters; i++) { using var scope = NewDisposeScope(); model.Forward(ids, lastPositionOnly: true); }
-            }).Select(s => promptT * iters / s).ToArray()));
+                using var model = GptCheckpoint.Load(folder);
+                if (format is { } f) model.QuantizeWeights(f);
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                double loss = GptEvaluation.SplitLoss(model, val, blockSize: 128);
+                losses[row] = loss;
+                figures.Add(new Figure(row, [loss, loss, loss], new JsonObject
+                {
+                    ["perplexity"] = Math.Exp(loss), ["tokens"] = val.Length, ["seconds"] = sw.Elapsed.TotalSeconds,
+                    ["note"] = "deterministic: the same value three times (the figure is a loss, not a timing)",
+                }));
+            }
+            double fp32 = losses["shipped_val_loss_fp32"]!.GetValue<double>();
+            foreach (var fig in figures.Where(f => f.Name.StartsWith("shipped_val_loss_", StringComparison.Ordinal)))
+                fig.Extra!["perplexity_increase_pct"] = (Math.Exp(fig.Median - fp32) - 1) * 100;
         }
         return figures;
     }

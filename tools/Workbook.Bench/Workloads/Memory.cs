@@ -36,14 +36,35 @@ public sealed class MemoryWorkload : IWorkload
     };
 
     /// <summary>Turns a sampled series into a figure: drop the first tenth (warm-up), keep the rest and the growth.</summary>
-    static Figure Series(string name, List<double> series)
+    static Figure Series(string name, List<double> series, JsonObject? more = null)
     {
         var kept = series.Skip(Math.Max(1, series.Count / 10)).ToArray();
-        return new Figure(name, kept, new JsonObject
+        var extra = new JsonObject
         {
-            ["growth"] = kept[^1] - kept[0],
+            ["growth"] = kept[^1] - kept[0], ["growth_pct"] = kept[0] != 0 ? (kept[^1] - kept[0]) / kept[0] * 100 : 0,
             ["series"] = new JsonArray(series.Select(v => (JsonNode)JsonValue.Create(Math.Round(v, 2))!).ToArray()),
-        });
+        };
+        foreach (var (k, v) in more ?? new JsonObject()) extra[k] = v?.DeepClone();
+        return new Figure(name, kept, extra);
+    }
+
+    /// <summary>Per-mapping RSS difference between two breakdowns (MiB), the mappings that moved most first.</summary>
+    static JsonObject Difference(JsonObject before, JsonObject after)
+    {
+        var names = before.Select(kv => kv.Key).Union(after.Select(kv => kv.Key)).Where(k => k != "total_mib");
+        var d = names.Select(n => (n, (after[n]?.GetValue<double>() ?? 0) - (before[n]?.GetValue<double>() ?? 0)))
+            .Where(t => Math.Abs(t.Item2) >= 0.1).OrderByDescending(t => Math.Abs(t.Item2));
+        var o = new JsonObject();
+        foreach (var (n, v) in d) o[n] = Math.Round(v, 1);
+        return o;
+    }
+
+    static JsonObject Top(JsonObject breakdown)
+    {
+        var o = new JsonObject { ["total_mib"] = breakdown["total_mib"]!.GetValue<double>() };
+        foreach (var (k, v) in breakdown.Where(kv => kv.Key is not ("total_mib" or "other_mib")).Take(10)) o[k] = v!.GetValue<double>();
+        o["other_mib"] = Math.Round(breakdown["total_mib"]!.GetValue<double>() - o.Where(kv => kv.Key != "total_mib").Sum(kv => kv.Value!.GetValue<double>()), 1);
+        return o;
     }
 
     /// <inheritdoc/>
@@ -53,6 +74,7 @@ public sealed class MemoryWorkload : IWorkload
         var sizes = p.Longs("sizes");
         var trainRss = new List<double>();
         var trainLive = new List<double>();
+        JsonObject? trainFirst = null, trainLast = null;
         torch.manual_seed(0);
         using (var mlp = MlpTrainWorkload.Build(sizes))
         using (var opt = optim.Adam(mlp.parameters(), lr: 1e-3))
@@ -69,12 +91,18 @@ public sealed class MemoryWorkload : IWorkload
                     loss.backward();
                     opt.step();
                 }
-                if (s % every == 0) { trainRss.Add(Stats.RssMiB()); trainLive.Add(Stats.LiveTensors()); }
+                if (s % every == 0)
+                {
+                    trainRss.Add(Stats.RssMiB()); trainLive.Add(Stats.LiveTensors());
+                    if (trainRss.Count == Math.Max(1, samples / 10) + 1) trainFirst = Stats.RssBreakdown(40); // the first kept sample
+                }
             }
+            trainLast = Stats.RssBreakdown(40);
         }
 
         var genRss = new List<double>();
         var genLive = new List<double>();
+        JsonObject? genFirst = null;
         var config = new GptConfig { VocabSize = p.Int("vocab"), MaxLength = p.Int("n_positions"), NumLayers = p.Int("n_layer"), NumHeads = p.Int("n_head"), DModel = p.Int("n_embd") };
         using (var model = new GptModel(config))
         {
@@ -84,9 +112,16 @@ public sealed class MemoryWorkload : IWorkload
             int every = Math.Max(1, tokens / samples);
             var options = GenerationOptions.Greedy with { MaxNewTokens = tokens, UseKvCache = true, StopAtEndOfText = false };
             foreach (var step in TextGenerator.GenerateIds(model, [prompt], options, eosId: null))
-                if ((step.Step + 1) % every == 0) { genRss.Add(Stats.RssMiB()); genLive.Add(Stats.LiveTensors()); }
+                if ((step.Step + 1) % every == 0)
+                {
+                    genRss.Add(Stats.RssMiB()); genLive.Add(Stats.LiveTensors());
+                    if (genRss.Count == Math.Max(1, samples / 10) + 1) genFirst = Stats.RssBreakdown(40);
+                }
         }
-        return [Series("memory_train_rss", trainRss), Series("memory_train_live_tensors", trainLive),
-                Series("memory_generate_rss", genRss), Series("memory_generate_live_tensors", genLive)];
+        var genLast = Stats.RssBreakdown(40);
+        return [Series("memory_train_rss", trainRss, new JsonObject { ["rss_breakdown"] = Top(trainLast!), ["growth_by_mapping"] = Difference(trainFirst!, trainLast!) }),
+                Series("memory_train_live_tensors", trainLive),
+                Series("memory_generate_rss", genRss, new JsonObject { ["rss_breakdown"] = Top(genLast), ["growth_by_mapping"] = Difference(genFirst!, genLast) }),
+                Series("memory_generate_live_tensors", genLive)];
     }
 }

@@ -20,17 +20,29 @@ public sealed record CalibrationResult(double MatmulPerSecond, double ConvPerSec
     public double Score => Math.Cbrt(MatmulPerSecond * ConvPerSecond * MlpStepsPerSecond);
 }
 
-/// <summary>A fixed small workload (matmul, convolution, MLP training step) timed for a few seconds.</summary>
+/// <summary>A fixed small workload (matmul, convolution, MLP training step) timed for a few seconds, on one thread.</summary>
 public static class Calibration
 {
     /// <summary>
     /// Runs the three kernels in <paramref name="rounds"/> rounds (after a warm-up), each kernel for
     /// budget / (3 × rounds) per round, and keeps each kernel's median rate: a burst of load from another process
-    /// spoils one round, not the result.
+    /// spoils one round, not the result. libtorch runs on one thread meanwhile (restored afterwards): with two, each of
+    /// these sub-millisecond ops ends in an OpenMP barrier, and on a machine whose cores are busy with other work the
+    /// score fell 50× (6 against 330 on the same 2-core VM) while the notebooks, which spend most of their time in
+    /// the kernel, the compiler and C# code, slowed 7×; estimates were then 5–30× off. One thread tracks the share of
+    /// a core this process gets, which is what the notebooks' times follow.
     /// </summary>
     public static CalibrationResult Measure(TimeSpan budget, int rounds = 3)
     {
         if (rounds < 1) throw new ArgumentOutOfRangeException(nameof(rounds), rounds, "rounds must be at least 1.");
+        int threads = torch.get_num_threads();
+        torch.set_num_threads(1);
+        try { return MeasureOnOneThread(budget, rounds); }
+        finally { torch.set_num_threads(threads); }
+    }
+
+    static CalibrationResult MeasureOnOneThread(TimeSpan budget, int rounds)
+    {
         var total = Stopwatch.StartNew();
         var slice = budget / (3 * rounds);
         var gen = new Generator(1234);
@@ -144,6 +156,47 @@ public static class NotebookCosts
         }
         return n;
     }
+
+    /// <summary>
+    /// The estimate (units / <paramref name="score"/>) against the measured time of every notebook that ran ok in a
+    /// runner report: the acceptance check of the factors (<c>doctor --check-costs out/report.json</c>).
+    /// </summary>
+    public static List<CostCheck> Compare(IReadOnlyList<NotebookCost> costs, string reportJson, double score)
+    {
+        var root = JsonNode.Parse(reportJson) ?? throw new InvalidDataException("The runner report is empty.");
+        bool quick = string.Equals((string?)root["profile"], "Quick", StringComparison.OrdinalIgnoreCase);
+        var result = new List<CostCheck>();
+        foreach (var nb in root["notebooks"]?.AsArray() ?? new JsonArray())
+        {
+            if (nb?["ok"]?.GetValue<bool>() != true || nb["seconds"] is null) continue;
+            var name = (string?)nb["relative"] ?? Path.GetFileName((string?)nb["notebook"] ?? "");
+            var c = costs.FirstOrDefault(c => c.Notebook == name);
+            double? units = quick ? c?.QuickUnits : c?.FullUnits;
+            result.Add(new CostCheck(name, nb["seconds"]!.GetValue<double>(), units is { } u ? CalibrationCheck.EstimateSeconds(u, score) : null));
+        }
+        return result;
+    }
+
+    /// <summary>The notebooks under <paramref name="notebooksDirectory"/> (chapters and solutions) that lack a Quick or a Full factor.</summary>
+    public static List<string> Missing(IReadOnlyList<NotebookCost> costs, string notebooksDirectory) =>
+        Directory.GetFiles(notebooksDirectory, "*.ipynb", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(notebooksDirectory, f).Replace('\\', '/'))
+            .Where(f => !f.Contains(".ipynb_checkpoints"))
+            .Where(f => costs.FirstOrDefault(c => c.Notebook == f || c.Notebook == Path.GetFileName(f)) is not { QuickUnits: not null, FullUnits: not null })
+            .Order(StringComparer.Ordinal).ToList();
+}
+
+/// <summary>One notebook's estimate against a measured time (see <see cref="NotebookCosts.Compare"/>).</summary>
+/// <param name="Notebook">Path relative to notebooks/.</param>
+/// <param name="MeasuredSeconds">The report's time.</param>
+/// <param name="EstimateSeconds">units / score, or null when no factor is recorded for the report's profile.</param>
+public sealed record CostCheck(string Notebook, double MeasuredSeconds, double? EstimateSeconds)
+{
+    /// <summary>(estimate − measured) / measured, or null without an estimate.</summary>
+    public double? Error => EstimateSeconds is { } e && MeasuredSeconds > 0 ? (e - MeasuredSeconds) / MeasuredSeconds : null;
+
+    /// <summary>True when the estimate is within ±<paramref name="tolerance"/> (relative) of the measured time.</summary>
+    public bool Within(double tolerance) => Error is { } e && Math.Abs(e) <= tolerance;
 }
 
 /// <summary>
@@ -172,7 +225,7 @@ public sealed class CalibrationCheck(string costsPath, string notebooksDirectory
     {
         Result = Calibration.Measure(budget ?? TimeSpan.FromSeconds(10));
         var r = Result;
-        yield return CheckResult.Pass(Name, $"score {r.Score:F1} (matmul 512² {r.MatmulPerSecond:F0}/s, conv {r.ConvPerSecond:F0}/s, MLP step {r.MlpStepsPerSecond:F0}/s; {r.Seconds:F1} s, {torch.get_num_threads()} threads)");
+        yield return CheckResult.Pass(Name, $"score {r.Score:F1} (one thread: matmul 512² {r.MatmulPerSecond:F0}/s, conv {r.ConvPerSecond:F0}/s, MLP step {r.MlpStepsPerSecond:F0}/s; {r.Seconds:F1} s; notebooks run on {torch.get_num_threads()} threads)");
         var costs = NotebookCosts.Read(costsPath).ToDictionary(c => c.Notebook);
         var notebooks = Directory.Exists(notebooksDirectory)
             ? Directory.GetFiles(notebooksDirectory, "*.ipynb", SearchOption.AllDirectories)
@@ -184,7 +237,7 @@ public sealed class CalibrationCheck(string costsPath, string notebooksDirectory
             var key = costs.ContainsKey(nb) ? nb : Path.GetFileName(nb);
             if (!costs.TryGetValue(key, out var c) || (c.QuickUnits is null && c.FullUnits is null))
             {
-                yield return CheckResult.Pass($"  {nb}", "no cost factor recorded yet (Quick is designed for 1-2 min on 2 cores)");
+                yield return CheckResult.Warn($"  {nb}", "no cost factor recorded", "after running the notebooks: dotnet run --project tools/Workbook.Doctor -c Release -- --record-costs out/report.json");
                 continue;
             }
             string Est(double? u) => u is { } v ? "~" + Format(EstimateSeconds(v, r.Score)) : "not measured";

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Workbook.Kernels;
+namespace Workbook.Runtime.Kernels;
 
 /// <summary>
 /// A fixed team of worker threads for short parallel loops that come in quick succession (the 49 matrix-vector
