@@ -123,6 +123,10 @@ public sealed class Trainer
     /// <summary>Minimum time between <see cref="TrainingPhase.Train"/> reports.</summary>
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(0.5);
 
+    /// <summary>Code run inside every optimizer step (gradients before/after clipping, weights before/after the
+    /// update), e.g. <see cref="TrainingDiagnostics"/>.</summary>
+    public List<TrainingCallback> Callbacks { get; init; } = new();
+
     /// <summary>Stop when a training loss is NaN or infinite (default true).</summary>
     public bool StopOnNonFiniteLoss { get; set; } = true;
 
@@ -260,12 +264,21 @@ public sealed class Trainer
     /// <summary>Clip, set the scheduled rate, step, zero the gradients and record the step; returns the rate used.</summary>
     double OptimizerStep(int epoch, ref double groupLoss, ref int groupCount)
     {
+        double stepLoss = groupLoss / groupCount;
+        if (Callbacks.Count > 0)
+        {
+            var before = new TrainingStepContext(this, Step, epoch, Optimizers.GetLearningRate(Optimizer), stepLoss);
+            foreach (var c in Callbacks) c.OnGradients(before);
+        }
         double? gradNorm = ClipGradNorm is { } maxNorm ? nn.utils.clip_grad_norm_(_parameters, maxNorm) : null;
         if (Schedule is not null) Optimizers.SetLearningRate(Optimizer, Schedule.LearningRate(Step));
         double lr = Optimizers.GetLearningRate(Optimizer);
+        var context = Callbacks.Count > 0 ? new TrainingStepContext(this, Step, epoch, lr, stepLoss) : null;
+        if (context is not null) foreach (var c in Callbacks) c.OnBeforeStep(context);
         Optimizer.step();
+        if (context is not null) foreach (var c in Callbacks) c.OnAfterStep(context);
         Optimizer.zero_grad();
-        History.Steps.Add(new StepRecord(Step, epoch, groupLoss / groupCount, lr, gradNorm));
+        History.Steps.Add(new StepRecord(Step, epoch, stepLoss, lr, gradNorm));
         Step++;
         groupLoss = 0; groupCount = 0;
         return lr;
