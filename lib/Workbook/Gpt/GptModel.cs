@@ -34,6 +34,25 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// <summary>Self-attention over a whole sequence <c>[B, T, E]</c> with the causal mask.</summary>
     public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
 
+    /// <summary>When set, every forward appends its attention weights <c>[B, H, T, S]</c> here (opt-in, for analysis;
+    /// see <see cref="GptModel.ForwardWithAttention"/>). The tensors belong to no dispose scope.</summary>
+    internal List<Tensor>? CaptureInto { get; set; }
+
+    /// <summary>
+    /// The weights the fused kernel applies, written out from the same queries and keys:
+    /// <c>softmax(q kᵀ / √hd + mask)</c>, with the causal mask (query i sees keys ≤ i + S − T) when no mask is given.
+    /// Attention dropout is not applied (the weights are those of eval mode).
+    /// </summary>
+    static Tensor AttentionWeights(Tensor q, Tensor k, Tensor? mask)
+    {
+        using var noGrad = no_grad();
+        long T = q.shape[2], S = k.shape[2];
+        var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(q.shape[^1]);
+        if (mask is not null) scores = scores + mask;
+        else scores = scores.masked_fill(ones(T, S, dtype: ScalarType.Bool, device: q.device).tril(S - T).logical_not(), double.NegativeInfinity);
+        return scores.softmax(-1);
+    }
+
     /// <summary>
     /// Attention with an optional cache: the new positions' keys and values are appended to <paramref name="cache"/>'s
     /// layer <paramref name="layer"/> and the queries attend to all cached positions. <paramref name="mask"/> is an
@@ -51,6 +70,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         var v = qkv[2].view(B, T, _nHead, hd).transpose(1, 2);
         bool pastExists = cache is not null && cache.Length > 0;
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
+        if (CaptureInto is not null) CaptureInto.Add(AttentionWeights(q, k, mask).DetachFromDisposeScope());
         double p = training ? _attnDropout : 0.0;
         // softmax(q kᵀ / √hd + mask) v in one fused kernel. Without a past, "is_causal" builds the lower-triangular mask
         // itself; one new token after a past may attend to every cached position, so it needs no mask at all.
@@ -111,6 +131,9 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
     /// <summary>The block over a whole sequence (causal, no cache).</summary>
     public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
+
+    /// <summary>The block's attention layer.</summary>
+    internal CausalSelfAttention Attention => attn;
 
     internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
     {
@@ -230,6 +253,35 @@ public sealed class GptModel : Module<Tensor, Tensor>
         // InferenceLinear runs it (and every other linear layer) on the fastest CPU path for the shape; with gradients
         // it is F.linear.
         return InferenceLinear.Forward(x, wte.weight!).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The forward pass that also returns every layer's attention weights (Hugging Face's <c>output_attentions</c>):
+    /// one tensor <c>[B, n_head, T, T]</c> per layer, row i holding the softmax weights of query position i over the keys
+    /// (0 above the diagonal, each row summing to 1). The logits are exactly <see cref="Forward"/>'s: the attention still
+    /// runs in the fused kernel, and the weights are computed beside it from the same queries, keys and mask (without
+    /// attention dropout). The caller disposes the weights.
+    /// </summary>
+    /// <param name="idx">Token ids <c>[B, T]</c> (int64).</param>
+    /// <param name="positions">As in <see cref="Forward"/>.</param>
+    /// <param name="padding">As in <see cref="Forward"/>: padded keys get weight 0.</param>
+    public (Tensor Logits, Tensor[] Attention) ForwardWithAttention(Tensor idx, Tensor? positions = null, Tensor? padding = null)
+    {
+        var captured = new List<Tensor>();
+        foreach (var block in h) block.Attention.CaptureInto = captured;
+        try
+        {
+            return (Forward(idx, positions: positions, padding: padding), captured.ToArray());
+        }
+        catch
+        {
+            foreach (var t in captured) t.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var block in h) block.Attention.CaptureInto = null;
+        }
     }
 
     /// <summary>

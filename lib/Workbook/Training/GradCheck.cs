@@ -78,7 +78,8 @@ public sealed record GradCheckOptions(double Epsilon = 1e-6, double Tolerance = 
 /// <para>
 /// The tensors must be float64 (in float32 the rounding of L, ~1e-7·|L|, divided by 2ε swamps the comparison; call
 /// <c>module.to(float64)</c> and use float64 inputs), and the loss must be deterministic (put dropout in eval mode):
-/// the check evaluates the loss twice at the start and refuses if the two values differ.
+/// the check evaluates the loss twice at the start and refuses if the two values differ. The tensors' values and
+/// their <c>.grad</c> fields are left as they were.
 /// </para>
 /// </summary>
 public static class GradCheck
@@ -121,6 +122,29 @@ public static class GradCheck
             if (!t.is_contiguous()) throw new ArgumentException($"Tensor '{name}' is not contiguous; the check perturbs it element by element in place.", nameof(tensors));
         }
 
+        // The caller's .grad fields are put back at the end: the check must not clobber gradients being accumulated.
+        var saved = list.Select(p => p.Tensor.grad?.detach().clone()).ToArray();
+        try
+        {
+            return Run(loss, list, options);
+        }
+        finally
+        {
+            for (int i = 0; i < list.Count; i++)
+            {
+                var t = list[i].Tensor;
+                if (saved[i] is { } s)
+                {
+                    if (t.grad is { } g) { using (no_grad()) g.copy_(s); s.Dispose(); }
+                    else t.grad = s;
+                }
+                else if (t.grad is not null) t.grad = null;
+            }
+        }
+    }
+
+    static GradCheckResult Run(Func<Tensor> loss, List<(string Name, Tensor Tensor)> list, GradCheckOptions options)
+    {
         // Autograd's gradients, from one backward pass with clean .grad fields.
         foreach (var (_, t) in list) t.grad?.zero_();
         double loss0;

@@ -119,8 +119,13 @@ public class GradCheckTests
         Assert.Equal(4, a["x"].Checked); // fewer elements than the sample size: all of them
         Assert.Equal(a["w"].WorstIndex, b["w"].WorstIndex);
         Assert.Equal(a["w"].NumericalNorm, b["w"].NumericalNorm);
-        // The check restores every perturbed element exactly.
+        // The check restores every perturbed element exactly, and leaves .grad as it found it.
         Assert.Equal(a.Loss, Loss().item<double>());
+        Assert.Null(w.grad);
+        Loss().backward();
+        var before = w.grad!.clone();
+        GradCheck.Check(Loss, [("w", w), ("x", x)], options);
+        Assert.Equal(before.data<double>().ToArray(), w.grad!.data<double>().ToArray());
     }
 
     [Fact]
