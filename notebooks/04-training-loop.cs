@@ -18,7 +18,7 @@
 // 1. activation functions and their derivatives, checked by autograd;
 // 2. loss functions with worked numbers;
 // 3. gradient descent by hand on a linear regression, and what the learning rate does;
-// 4. backpropagation by hand for one neuron and for two layers, checked equal to autograd and to finite differences;
+// 4. backpropagation by hand for one neuron, then through a two-layer network with a softmax as matrix formulas, checked against autograd and against finite differences, and the library's `GradCheck` catching a wrong backward and a misplaced `detach`;
 // 5. SGD, momentum and Adam written from scratch, each checked step for step against TorchSharp's optimizer;
 // 6. a real run: an MLP on Fashion-MNIST with the library's `Trainer`, live progress, curves and test accuracy;
 // 7. a checkpoint, a simulated crash, a resume, and the proof that the resumed run is the same run.
@@ -525,59 +525,214 @@ display(new DataFrame(
 Claim.AtLeast("two networks with the articles' activations have different gradients", MaxAbs(netA.W1 - netB.W1), full: 1, quick: 1)
 
 // %% [markdown]
-// Backpropagation needs the weights, a loss and the target. Write the forward pass of a two-layer network as z¹ = W¹x + b¹, a¹ = σ(z¹), ŷ = W²a¹ + b², L = ½‖ŷ − t‖². The backward pass goes layer by layer with one **error vector** δ per layer:
+// Backpropagation needs the weights, a loss and the target. One neuron shows the chain rule; a network needs it in matrix form. Take a two-layer classifier with a tanh hidden layer and a softmax output, for a batch of N samples:
 //
-// δ² = ∂L/∂ŷ = ŷ − t,  ∂L/∂W² = δ² (a¹)ᵀ,  ∂L/∂b² = δ²,
+// z¹ = W¹x + b¹,  a¹ = tanh(z¹),  z² = W²a¹ + b²,  p = softmax(z²),  L = (1/N) Σₙ −log p_{yₙ}.
 //
-// δ¹ = σ′(z¹) ⊙ (W²)ᵀ δ²,  ∂L/∂W¹ = δ¹ xᵀ,  ∂L/∂b¹ = δ¹.
+// Call δˡ = ∂L/∂zˡ the error at layer l, one vector per sample. The backward pass is three rules:
 //
-// By hand in plain arrays, against autograd, and against a **finite-difference** gradient (central differences (L(θ + h) − L(θ − h)) / 2h, in float64), the independent check that needs no calculus at all:
+// * **at the output**, softmax with cross-entropy gives δ² = (p − e_y)/N, with e_y the one-hot target (the "prediction minus target" of the single neuron, now a vector);
+// * **one layer down**, δˡ = σ′(zˡ) ⊙ (Wˡ⁺¹)ᵀ δˡ⁺¹: the error is sent back through the transposed weights and scaled by the activation's slope (here σ′ = tanh′ = 1 − a²);
+// * **the gradients** are ∂L/∂Wˡ = Σₙ δˡₙ (aˡ⁻¹ₙ)ᵀ and ∂L/∂bˡ = Σₙ δˡₙ, an outer product per sample summed over the batch (with a⁰ = x).
+//
+// With the samples as the rows of matrices (X is N × d₀, Δˡ holds δˡₙ in row n), the sums become matrix products: Δ² = (P − Y)/N, Δ¹ = (1 − A¹ ⊙ A¹) ⊙ (Δ² W²), ∂L/∂W² = (Δ²)ᵀ A¹, ∂L/∂W¹ = (Δ¹)ᵀ X. In code (capitals are batch matrices; float64, so that the checks below can go to 1e-10):
+
+// %%
+int nSamples = 6, nIn = 4, nHidden = 5, nClasses = 3;
+var mlpGen = new torch.Generator(17);
+var X = torch.randn(new long[] { nSamples, nIn }, dtype: float64, generator: mlpGen);
+var labels = torch.tensor(new long[] { 0, 2, 1, 2, 0, 1 });
+var W1 = 0.7 * torch.randn(new long[] { nHidden, nIn }, dtype: float64, generator: mlpGen);
+var B1 = 0.1 * torch.randn(new long[] { nHidden }, dtype: float64, generator: mlpGen);
+var W2 = 0.7 * torch.randn(new long[] { nClasses, nHidden }, dtype: float64, generator: mlpGen);
+var B2 = 0.1 * torch.randn(new long[] { nClasses }, dtype: float64, generator: mlpGen);
+
+// Forward, keeping what the backward pass needs.
+var Z1 = X.matmul(W1.T) + B1;               // [N, H]
+var A1 = Z1.tanh();
+var Z2 = A1.matmul(W2.T) + B2;              // [N, C]
+var P = Z2.softmax(1);
+var Y = F.one_hot(labels, nClasses).to(float64);
+double mlpLoss = -(Y * P.log()).sum(1).mean().item<double>();
+
+// Backward, by the three rules.
+var D2 = (P - Y) / nSamples;                // δ² = (p − e_y)/N, one row per sample
+var dW2 = D2.T.matmul(A1);                  // Σₙ δ²ₙ (a¹ₙ)ᵀ   [C, H]
+var dB2 = D2.sum(dim: 0);                     // Σₙ δ²ₙ (say dim: 0: C# turns a bare 0 into the ScalarType enum, and sum(0) sums everything)
+var D1 = (1 - A1 * A1) * D2.matmul(W2);     // δ¹ = tanh′(z¹) ⊙ (W²)ᵀ δ²
+var dW1 = D1.T.matmul(X);                   // Σₙ δ¹ₙ xₙᵀ      [H, d₀]
+var dB1 = D1.sum(dim: 0);
+display($"loss {mlpLoss:F6}; δ² of the first sample: [{string.Join(", ", Values(D2[0]).Select(v => v.ToString("F4")))}] (sums to 0: the softmax's probabilities and the one-hot target both sum to 1)");
+Plot.Grid(new[]
+{
+    Plot.Heatmap(D2, title: "δ² per sample", yTitle: "sample", xTitle: "class", colorscale: "RdBu"),
+    Plot.Heatmap(D1, title: "δ¹", xTitle: "hidden unit", colorscale: "RdBu"),
+}, 1, 2, title: "The errors δ² (output, left) and δ¹ (hidden, right), one row per sample")
+
+// %% [markdown]
+// **Check 1: autograd.** The same network with TorchSharp's own layers' arithmetic: leaves that require gradients, `Losses.CrossEntropy` on the logits, one `backward()`.
+
+// %%
+var leaves = new[] { ("W¹", W1), ("b¹", B1), ("W²", W2), ("b²", B2) }
+    .Select(p => (Name: p.Item1, Leaf: p.Item2.clone().requires_grad_(true))).ToArray();
+Tensor MlpLoss(Tensor w1, Tensor b1, Tensor w2, Tensor b2) =>
+    Losses.CrossEntropy(torch.tanh(X.matmul(w1.T) + b1).matmul(w2.T) + b2, labels);
+var autogradLoss = MlpLoss(leaves[0].Leaf, leaves[1].Leaf, leaves[2].Leaf, leaves[3].Leaf);
+autogradLoss.backward();
+var byHand = new[] { dW1, dB1, dW2, dB2 };
+var handVsAutograd = leaves.Select((l, i) => (byHand[i] - l.Leaf.grad!).abs().max().item<double>()).ToArray();
+new DataFrame(
+    new StringDataFrameColumn("gradient", leaves.Select(l => "∂L/∂" + l.Name)),
+    new StringDataFrameColumn("shape", byHand.Select(t => string.Join(" × ", t.shape))),
+    new DoubleDataFrameColumn("max |by hand − autograd|", handVsAutograd))
+
+// %% [markdown]
+// **Check 2: finite differences.** Both of the above are derived from the same chain rule, so they could share a mistake. A finite difference uses nothing but the loss itself: nudge one parameter θᵢ by ±ε and see how L moves,
+//
+// ∂L/∂θᵢ ≈ (L(θᵢ + ε) − L(θᵢ − ε)) / 2ε,
+//
+// the **central difference**, whose error shrinks like ε² (the one-sided (L(θ + ε) − L(θ))/ε only like ε). We compare whole gradients with the **relative error** ‖a − n‖ / max(‖a‖, ‖n‖), which does not depend on the gradient's scale: about 1e-10 in float64 means the formulas are right, 1e-2 or more means a bug (0.5 is a factor of 2, 1 a missing gradient).
 
 // %% tags=["errata-9-correct"]
-double[] xIn = { 1.0, 1.0 }, target = { 0.5, -1.0 };
-double[,] W1n = { { 0.3, -0.2 }, { 0.8, 0.5 }, { -0.6, 0.1 } }, W2n = { { 0.7, -0.4, 0.2 }, { -0.3, 0.9, 0.6 } };
-double[] b1n = { 0.1, -0.1, 0.05 }, b2n = { 0.0, 0.2 };
-double Loss2(double[,] W1, double[] b1v, double[,] W2, double[] b2v, out double[] zOut, out double[] aOut, out double[] yOut)
+double[] CentralDifferences(Func<double> loss, Tensor theta, double eps)
 {
-    zOut = new double[3]; aOut = new double[3]; yOut = new double[2];
-    for (int i = 0; i < 3; i++) { zOut[i] = b1v[i] + W1[i, 0] * xIn[0] + W1[i, 1] * xIn[1]; aOut[i] = 1 / (1 + Math.Exp(-zOut[i])); }
-    double l = 0;
-    for (int k = 0; k < 2; k++) { yOut[k] = b2v[k]; for (int i = 0; i < 3; i++) yOut[k] += W2[k, i] * aOut[i]; l += 0.5 * (yOut[k] - target[k]) * (yOut[k] - target[k]); }
-    return l;
+    var flat = theta.view(-1);
+    var result = new double[flat.shape[0]];
+    for (int i = 0; i < result.Length; i++)
+    {
+        double original = flat[i].item<double>();
+        flat[i] = original + eps; double plus = loss();
+        flat[i] = original - eps; double minus = loss();
+        flat[i] = original;
+        result[i] = (plus - minus) / (2 * eps);
+    }
+    return result;
 }
-Loss2(W1n, b1n, W2n, b2n, out var zH, out var aH, out var yH);
-var delta2 = yH.Select((v, k) => v - target[k]).ToArray();
-var gW2 = new double[2, 3]; var gW1 = new double[3, 2]; var delta1 = new double[3];
-for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) gW2[k, i] = delta2[k] * aH[i];
-for (int i = 0; i < 3; i++) { double back = 0; for (int k = 0; k < 2; k++) back += W2n[k, i] * delta2[k]; delta1[i] = aH[i] * (1 - aH[i]) * back; }
-for (int i = 0; i < 3; i++) for (int j = 0; j < 2; j++) gW1[i, j] = delta1[i] * xIn[j];
-// Autograd on the same network.
-var W1t = torch.tensor(W1n, requires_grad: true); var b1t = torch.tensor(b1n, requires_grad: true);
-var W2t = torch.tensor(W2n, requires_grad: true); var b2t = torch.tensor(b2n, requires_grad: true);
-var yt = torch.matmul(W2t, torch.sigmoid(torch.matmul(W1t, torch.tensor(xIn)) + b1t)) + b2t;
-(0.5 * (yt - torch.tensor(target)).pow(2).sum()).backward();
-// Central differences, one weight at a time.
-double FiniteW1(int i, int j, double h = 1e-6)
+double RelativeError(double[] a, double[] n)
 {
-    var plus = (double[,])W1n.Clone(); plus[i, j] += h; var minus = (double[,])W1n.Clone(); minus[i, j] -= h;
-    return (Loss2(plus, b1n, W2n, b2n, out _, out _, out _) - Loss2(minus, b1n, W2n, b2n, out _, out _, out _)) / (2 * h);
+    double diff = Math.Sqrt(a.Zip(n, (u, v) => (u - v) * (u - v)).Sum());
+    double scale = Math.Max(Math.Sqrt(a.Sum(u => u * u)), Math.Sqrt(n.Sum(v => v * v)));
+    return scale == 0 ? 0 : diff / scale;
 }
-double FiniteW2(int k, int i, double h = 1e-6)
-{
-    var plus = (double[,])W2n.Clone(); plus[k, i] += h; var minus = (double[,])W2n.Clone(); minus[k, i] -= h;
-    return (Loss2(W1n, b1n, plus, b2n, out _, out _, out _) - Loss2(W1n, b1n, minus, b2n, out _, out _, out _)) / (2 * h);
-}
-var rowsW = new List<(string Name, double Hand, double Auto, double Finite)>();
-for (int i = 0; i < 3; i++) for (int j = 0; j < 2; j++) rowsW.Add(($"∂L/∂W¹[{i},{j}]", gW1[i, j], W1t.grad![i, j].item<double>(), FiniteW1(i, j)));
-for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) rowsW.Add(($"∂L/∂W²[{k},{i}]", gW2[k, i], W2t.grad![k, i].item<double>(), FiniteW2(k, i)));
+var parameters = new[] { W1, B1, W2, B2 };
+double PlainLoss() { using var _ = torch.no_grad(); return MlpLoss(W1, B1, W2, B2).item<double>(); }
+var numerical = parameters.Select(p => CentralDifferences(PlainLoss, p, 1e-6)).ToArray();
+var handVsNumerical = byHand.Select((g, i) => RelativeError(Values(g), numerical[i])).ToArray();
+// The library's GradCheck does the same for autograd's gradients (of any module or tensors).
+var autogradCheck = GradCheck.Check(() => MlpLoss(leaves[0].Leaf, leaves[1].Leaf, leaves[2].Leaf, leaves[3].Leaf), leaves.Select(l => (l.Name, l.Leaf)));
 display(new DataFrame(
-    new StringDataFrameColumn("gradient", rowsW.Select(r => r.Name)),
-    new DoubleDataFrameColumn("by hand (δ rule)", rowsW.Select(r => r.Hand)),
-    new DoubleDataFrameColumn("autograd", rowsW.Select(r => r.Auto)),
-    new DoubleDataFrameColumn("finite differences", rowsW.Select(r => r.Finite))));
-double RelativeError(double a, double b) => Math.Abs(a - b) / Math.Max(1e-12, Math.Abs(a) + Math.Abs(b));
-display(Claim.AtMost("the δ rule equals autograd", rowsW.Max(r => Math.Abs(r.Hand - r.Auto)), full: 1e-12, quick: 1e-12));
-Claim.AtMost("and finite differences (largest relative error)", rowsW.Max(r => RelativeError(r.Hand, r.Finite)), full: 1e-7, quick: 1e-7)
+    new StringDataFrameColumn("gradient", leaves.Select(l => "∂L/∂" + l.Name)),
+    new DoubleDataFrameColumn("relative error: by hand vs finite differences", handVsNumerical),
+    new DoubleDataFrameColumn("relative error: autograd vs finite differences (GradCheck)", autogradCheck.Entries.Select(e => e.RelativeError))));
+display(Claim.AtMost("every hand-derived gradient matches autograd to 1e-14", handVsAutograd.Max(), full: 1e-14, quick: 1e-14));
+display(Claim.AtMost("by hand vs finite differences: relative error below 1e-8", handVsNumerical.Max(), full: 1e-8, quick: 1e-8));
+Claim.AtMost("autograd vs finite differences (GradCheck): relative error below 1e-8", autogradCheck.MaxRelativeError, full: 1e-8, quick: 1e-8)
+
+// %% [markdown]
+// Why central differences, and why float64: the relative error of the finite-difference ∂L/∂W¹ (against the hand gradient) as ε shrinks. Too large an ε measures the curvature too (truncation error, ∝ ε for the one-sided difference, ∝ ε² for the central one); too small an ε divides the loss's rounding error (about 1e-16·|L| in float64, 6e-8·|L| in float32) by ε. In float32 no ε gets close to the float64 result.
+
+// %%
+var epsilons = Enumerable.Range(1, 12).Select(k => Math.Pow(10, -k)).ToArray();
+double[] Sweep(ScalarType dtype, bool central)
+{
+    var w1 = W1.to(dtype); var b1 = B1.to(dtype); var w2 = W2.to(dtype); var b2 = B2.to(dtype);
+    var x = X.to(dtype);
+    double L() { using var _ = torch.no_grad(); return Losses.CrossEntropy(torch.tanh(x.matmul(w1.T) + b1).matmul(w2.T) + b2, labels).to(float64).item<double>(); }
+    var reference = Values(dW1);
+    return epsilons.Select(eps =>
+    {
+        var flat = w1.view(-1);
+        var estimate = new double[reference.Length];
+        for (int i = 0; i < estimate.Length; i++)
+        {
+            double original = flat[i].to(float64).item<double>();
+            flat[i] = original + eps; double plus = L();
+            flat[i] = original - (central ? eps : 0); double minus = L();
+            flat[i] = original;
+            estimate[i] = (plus - minus) / ((central ? 2 : 1) * eps);
+        }
+        return RelativeError(reference, estimate);
+    }).ToArray();
+}
+var sweeps = new (string Name, double[] Errors)[]
+{
+    ("central, float64", Sweep(float64, true)), ("one-sided, float64", Sweep(float64, false)),
+    ("central, float32", Sweep(float32, true)), ("one-sided, float32", Sweep(float32, false)),
+};
+display(Plot.WithLayout(Plot.Lines(epsilons, sweeps.Select(s => Series(s.Name, s.Errors)), title: "Relative error of the finite-difference ∂L/∂W¹", xTitle: "ε", yTitle: "relative error (log)", logY: true),
+    ("xaxis", new { type = "log", title = new { text = "ε (log)" } })));
+double bestCentral64 = sweeps[0].Errors.Min(), bestOneSided64 = sweeps[1].Errors.Min(), bestCentral32 = sweeps[2].Errors.Min();
+display($"best relative error: central float64 {bestCentral64:E1} at ε = {epsilons[Array.IndexOf(sweeps[0].Errors, bestCentral64)]:E0}, one-sided float64 {bestOneSided64:E1}, central float32 {bestCentral32:E1}");
+display(Claim.AtMost("central differences in float64 reach a relative error below 1e-9", bestCentral64, full: 1e-9, quick: 1e-9));
+display(Claim.AtLeast("one-sided differences stay 100× worse than central ones", bestOneSided64 / bestCentral64, full: 100, quick: 100));
+Claim.AtLeast("in float32 no ε does better than 1e-5", bestCentral32, full: 1e-5, quick: 1e-5)
+
+// %% [markdown]
+// ### GradCheck catches wrong gradients
+//
+// Hand-written backward passes are where gradient bugs live: a custom autograd function (a fused kernel, a numerically careful formula) and a `detach()` in the wrong place. `GradCheck.Check(module, m => loss)` compares every parameter's autograd gradient with central differences, in float64, and names the tensors that disagree. Three broken versions of the network above, and one that only looks broken:
+//
+// * **a custom tanh whose backward forgets the square**: grad · (1 − a) instead of grad · (1 − a²);
+// * **a detached normaliser**: log-softmax written as z − logsumexp(z).detach(), "for stability";
+// * **a detached hidden layer**: tanh(z¹).detach(), which cuts W¹ and b¹ off from the loss;
+// * **a detached max**: z − max(z).detach() before the softmax, the usual stability trick. The softmax does not change when a constant is subtracted from all logits, so the max's gradient would be zero anyway: detaching it is *correct*.
+
+// %%
+class ForgetfulTanh : autograd.SingleTensorFunction<ForgetfulTanh>
+{
+    public override string Name => nameof(ForgetfulTanh);
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var a = ((Tensor)vars[0]).tanh();
+        ctx.save_for_backward(new() { a });
+        return a;
+    }
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad)
+    {
+        var a = ctx.get_saved_variables()[0];
+        return new() { grad * (1 - a) };   // the bug: tanh′ is 1 − a²
+    }
+}
+
+class TwoLayer : nn.Module<Tensor, Tensor>
+{
+    readonly TorchSharp.Modules.Linear fc1, fc2;
+    readonly Func<Tensor, Tensor> _hidden;
+    public TwoLayer(Func<Tensor, Tensor> hidden) : base(nameof(TwoLayer))
+    {
+        _hidden = hidden;
+        fc1 = nn.Linear(4, 5); fc2 = nn.Linear(5, 3);
+        RegisterComponents();
+        this.to(float64);
+    }
+    public override Tensor forward(Tensor x) => fc2.call(_hidden(fc1.call(x)));
+}
+
+Tensor NllOf(Tensor logProbabilities) => -logProbabilities.gather(1, labels.unsqueeze(1)).mean();
+var variants = new (string Name, Func<Tensor, Tensor> Hidden, Func<Tensor, Tensor> LogSoftmax)[]
+{
+    ("correct", t => t.tanh(), z => z.log_softmax(1)),
+    ("custom tanh, backward without the square", t => ForgetfulTanh.apply(t), z => z.log_softmax(1)),
+    ("z − logsumexp(z).detach()", t => t.tanh(), z => z - z.logsumexp(1, keepdim: true).detach()),
+    ("tanh(z¹).detach()", t => t.tanh().detach(), z => z.log_softmax(1)),
+    ("z − max(z).detach(), then log-softmax", t => t.tanh(), z => (z - z.max(1, keepdim: true).values.detach()).log_softmax(1)),
+};
+var verdicts = variants.Select(v =>
+{
+    torch.manual_seed(3);   // the same weights for every variant
+    var net = new TwoLayer(v.Hidden);
+    return (v.Name, Result: GradCheck.Check(net, m => NllOf(v.LogSoftmax(m.call(X)))));
+}).ToList();
+display(new DataFrame(
+    new StringDataFrameColumn("variant", verdicts.Select(v => v.Name)),
+    new StringDataFrameColumn("verdict", verdicts.Select(v => v.Result.Passed ? "passed" : "FAILED")),
+    new DoubleDataFrameColumn("max relative error", verdicts.Select(v => v.Result.MaxRelativeError)),
+    new StringDataFrameColumn("wrong tensors", verdicts.Select(v => string.Join(", ", v.Result.Failures.Select(f => $"{f.Name} ({f.RelativeError:F3}{(f.HasGradient ? "" : ", no gradient")})"))))));
+display(Claim.That("GradCheck passes the correct network and the detached max", verdicts[0].Result.Passed && verdicts[4].Result.Passed, $"{verdicts[0].Result.MaxRelativeError:E1}, {verdicts[4].Result.MaxRelativeError:E1}"));
+Claim.AtLeast("each of the three bugs shows a relative error above 1e-2", verdicts.Skip(1).Take(3).Min(v => v.Result.MaxRelativeError), full: 1e-2, quick: 1e-2)
+
+// %% [markdown]
+// The wrong tanh derivative spoils exactly the tensors below it (fc1), while fc2's gradients stay right; the detached normaliser spoils everything, because every logit's gradient misses the −p term; the detached hidden layer leaves fc1 with no gradient at all (relative error 1). A gradient check is cheap insurance whenever you write a backward pass yourself: a few dozen parameters, float64, and it either says ~1e-10 or points at the broken tensor.
 
 // %% [markdown]
 // ## 5. Optimizers from scratch
@@ -998,6 +1153,7 @@ catch (CheckpointException e) { Console.WriteLine(e.Message); }
 // ## What to take away
 //
 // * `loss.backward()` applies the chain rule through every operation; for a sigmoid or softmax output with cross-entropy, the gradient at the logits is simply prediction − target.
+// * Through a layer, the error goes back through the transposed weights and is scaled by the activation's slope, δˡ = σ′(zˡ) ⊙ (Wˡ⁺¹)ᵀ δˡ⁺¹, and each weight's gradient is the batch sum of outer products δˡ (aˡ⁻¹)ᵀ. Check hand-written gradients with central differences in float64 (`GradCheck`): right ones agree to ~1e-10.
 // * The learning rate must stay below 2 / curvature, or gradient descent diverges.
 // * Momentum accumulates a velocity; Adam scales each coordinate by a running RMS of its gradients and **needs** bias correction in the first steps.
 // * A usable training loop evaluates in eval mode without gradients, frees every step's tensors, and checkpoints everything (weights, optimizer state, RNG state, step) so that a resumed run is the same run.
@@ -1007,5 +1163,7 @@ catch (CheckpointException e) { Console.WriteLine(e.Message); }
 // 1. **Nesterov momentum.** Write `ScratchNesterov` (PyTorch's form: b ← μ b + g, then p ← p − η (g + μ b)) and check it step for step against `Optimizers.Sgd(ps, lr: 0.1, momentum: 0.9, nesterov: true)` with `StepForStep`. Add it to the race.
 // 2. **A learning-rate range test** (Smith, 2017). Train `FashionMlp()` for one epoch on a subset while the learning rate grows exponentially from 1e-5 to 1 (`Schedule = LRSchedule.From(...)`), and plot the step loss against the learning rate (log x axis). Where does the loss fall fastest, and where does it blow up? How does that compare with the 2e-3 used above?
 // 3. **Early stopping and label smoothing.** Train with `EarlyStopping = new EarlyStopping("val_accuracy", Patience: 2)` and the label-smoothed loss `Losses.CrossEntropyWith(labelSmoothing: 0.1)` for up to 10 epochs. At which epoch does it stop, which epoch's weights does it keep, and what are the test accuracy and the mean confidence (max softmax probability) compared with the plain loss?
+//
+// 4. **Backprop for a deeper ReLU regression network.** For L layers z¹ = W¹x + b¹, aˡ = ReLU(zˡ), ŷ = Wᴸaᴸ⁻¹ + bᴸ and L = (1/N) Σₙ ‖ŷₙ − yₙ‖², write δᴸ, the rule that takes δˡ⁺¹ to δˡ, and the gradients, as a loop over the layers. Implement it for 3 hidden layers of width 8 and check every gradient against autograd and with `GradCheck`. What does ReLU′ do to δ for a unit that is off?
 //
 // Solutions: [`solutions/04-training-loop-solutions.ipynb`](solutions/04-training-loop-solutions.ipynb).

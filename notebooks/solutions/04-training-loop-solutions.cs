@@ -237,3 +237,67 @@ Claim.AtMost("test accuracy moves little either way (points)", Math.Abs(runs[0].
 
 // %% [markdown]
 // Label smoothing lowers the confidence: the model is never asked to push a probability all the way to 1, so its largest softmax output stays further from 1, which usually brings confidence closer to the actual accuracy. Test accuracy moves little either way. Early stopping stops once validation accuracy has not improved for two epochs and restores the best epoch's weights (when the run ends before that, "ran all epochs" and the best epoch is still the one kept).
+
+// %% [markdown]
+// ## Exercise 4 · Backprop for a deeper ReLU regression network
+//
+// With Δˡ the matrix whose row n is δˡₙ = ∂L/∂zˡ for sample n (and the output layer's z the prediction ŷ itself):
+//
+// * output: L = (1/N) Σₙ ‖ŷₙ − yₙ‖², so Δᴸ = 2(Ŷ − Y)/N;
+// * one layer down: Δˡ = ReLU′(Zˡ) ⊙ (Δˡ⁺¹ Wˡ⁺¹), with ReLU′(z) = 1 if z > 0 else 0;
+// * gradients: ∂L/∂Wˡ = (Δˡ)ᵀ Aˡ⁻¹, ∂L/∂bˡ = Σₙ δˡₙ, with A⁰ = X.
+//
+// A loop over the layers, for 3 hidden layers of width 8, checked against autograd and with `GradCheck`:
+
+// %%
+var rng = new torch.Generator(5);
+int[] widths = { 3, 8, 8, 8, 2 };   // input, three hidden, output
+var xs = torch.randn(new long[] { 10, widths[0] }, dtype: float64, generator: rng);
+var ys = torch.randn(new long[] { 10, widths[^1] }, dtype: float64, generator: rng);
+var Ws = Enumerable.Range(0, widths.Length - 1).Select(l => (torch.randn(new long[] { widths[l + 1], widths[l] }, dtype: float64, generator: rng) / Math.Sqrt(widths[l])).requires_grad_(true)).ToArray();
+var Bs = Enumerable.Range(0, widths.Length - 1).Select(l => (0.1 * torch.randn(new long[] { widths[l + 1] }, dtype: float64, generator: rng)).requires_grad_(true)).ToArray();
+int layers = Ws.Length;
+
+Tensor Forward(List<Tensor>? zs = null, List<Tensor>? activations = null)
+{
+    var a = xs;
+    activations?.Add(a);
+    for (int l = 0; l < layers; l++)
+    {
+        var zl = a.matmul(Ws[l].T) + Bs[l];
+        zs?.Add(zl);
+        a = l < layers - 1 ? torch.nn.functional.relu(zl) : zl;
+        if (l < layers - 1) activations?.Add(a);
+    }
+    return a;
+}
+Tensor RegressionLoss() => (Forward() - ys).pow(2).sum(1).mean();
+
+// Backward by hand (no autograd: everything under no_grad).
+var dWs = new Tensor[layers]; var dBs = new Tensor[layers];
+using (torch.no_grad())
+{
+    var zs = new List<Tensor>(); var acts = new List<Tensor>();
+    var yHat = Forward(zs, acts);
+    var delta = 2 * (yHat - ys) / xs.shape[0];                       // Δᴸ
+    for (int l = layers - 1; l >= 0; l--)
+    {
+        dWs[l] = delta.T.matmul(acts[l]);                             // (Δˡ)ᵀ Aˡ⁻¹
+        dBs[l] = delta.sum(dim: 0);
+        if (l > 0) delta = (zs[l - 1] > 0).to(float64) * delta.matmul(Ws[l]);   // ReLU′ ⊙ (Δˡ⁺¹ Wˡ⁺¹)
+    }
+}
+RegressionLoss().backward();
+var named = Enumerable.Range(0, layers).SelectMany(l => new[] { ($"W{l + 1}", Ws[l]), ($"b{l + 1}", Bs[l]) }).ToList();
+var hand = Enumerable.Range(0, layers).SelectMany(l => new[] { dWs[l], dBs[l] }).ToList();
+var vsAutograd = named.Select((p, i) => (hand[i] - p.Item2.grad!).abs().max().item<double>()).ToList();
+var check = GradCheck.Check(RegressionLoss, named);
+display(new DataFrame(
+    new StringDataFrameColumn("gradient", named.Select(p => p.Item1)),
+    new DoubleDataFrameColumn("max |by hand − autograd|", vsAutograd),
+    new DoubleDataFrameColumn("GradCheck relative error", check.Entries.Select(e => e.RelativeError))));
+display(Claim.AtMost("the hand-written backward equals autograd to 1e-14", vsAutograd.Max(), full: 1e-14, quick: 1e-14));
+Claim.AtMost("GradCheck: every gradient within 1e-7 of finite differences", check.MaxRelativeError, full: 1e-7, quick: 1e-7)
+
+// %% [markdown]
+// ReLU′ is 0 for a unit that is off (z ≤ 0), so that unit's row of δ is zeroed: no error flows through it to the layers below, and its incoming weights get no gradient from that sample. A unit that is off for *every* sample is "dead" and stops learning altogether (chapter 04b measures how often that happens under different initialisations). The finite differences agree unless a nudge of ±ε moves some zˡ across 0, where ReLU has a kink; with random inputs that is very unlikely at ε = 1e-6.

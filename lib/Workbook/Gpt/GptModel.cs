@@ -35,6 +35,25 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// <summary>Self-attention over a whole sequence <c>[B, T, E]</c> with the causal mask.</summary>
     public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
 
+    /// <summary>When set, every forward appends its attention weights <c>[B, H, T, S]</c> here (opt-in, for analysis;
+    /// see <see cref="GptModel.ForwardWithAttention"/>). The tensors belong to no dispose scope.</summary>
+    internal List<Tensor>? CaptureInto { get; set; }
+
+    /// <summary>
+    /// The weights the fused kernel applies, written out from the same queries and keys:
+    /// <c>softmax(q kᵀ / √hd + mask)</c>, with the causal mask (query i sees keys ≤ i + S − T) when no mask is given.
+    /// Attention dropout is not applied (the weights are those of eval mode).
+    /// </summary>
+    static Tensor AttentionWeights(Tensor q, Tensor k, Tensor? mask)
+    {
+        using var noGrad = no_grad();
+        long T = q.shape[2], S = k.shape[2];
+        var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(q.shape[^1]);
+        if (mask is not null) scores = scores + mask;
+        else scores = scores.masked_fill(ones(T, S, dtype: ScalarType.Bool, device: q.device).tril(S - T).logical_not(), double.NegativeInfinity);
+        return scores.softmax(-1);
+    }
+
     /// <summary>
     /// Attention with an optional cache: the new positions' keys and values are appended to <paramref name="cache"/>'s
     /// layer <paramref name="layer"/> and the queries attend to all cached positions. <paramref name="mask"/> is an
@@ -48,6 +67,8 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         Tensor q = Heads(qkv[0]), k = Heads(qkv[1]), v = Heads(qkv[2]);       // [B, H, T, hd]
         bool oneTokenAfterPast = cache is { Length: > 0 } && T == 1;
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
+        // The weights themselves only when asked (ForwardWithAttention): the fused kernel below never forms them.
+        if (CaptureInto is not null) CaptureInto.Add(AttentionWeights(q, k, mask).DetachFromDisposeScope());
         // softmax(q kᵀ / √hd + mask) v in one fused kernel; "is_causal" builds the lower-triangular mask itself.
         var y = F.scaled_dot_product_attention(q, k, v, mask, training ? _attnDropout : 0.0, is_casual: mask is null && !oneTokenAfterPast);
         y = y.transpose(1, 2).contiguous().view(B, T, _nEmbd);                // heads side by side again
@@ -104,6 +125,9 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
     /// <summary>The block over a whole sequence (causal, no cache).</summary>
     public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
+
+    /// <summary>The block's attention layer.</summary>
+    internal CausalSelfAttention Attention => attn;
 
     internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
     {
@@ -213,6 +237,36 @@ public sealed class GptModel : Module<Tensor, Tensor>
     }
 
     static void Keep(List<Tensor>? states, Tensor x) => states?.Add(x.detach().clone().MoveToOuterDisposeScope());
+
+    /// <summary>
+    /// The forward pass that also returns every layer's attention weights (Hugging Face's <c>output_attentions</c>):
+    /// one tensor <c>[B, n_head, T, T]</c> per layer, row i holding the softmax weights of query position i over the keys
+    /// (0 above the diagonal, each row summing to 1). The logits are exactly <see cref="Forward"/>'s: the attention still
+    /// runs in the fused kernel, and the weights are computed beside it from the same queries, keys and mask (without
+    /// attention dropout). The caller disposes the weights.
+    /// </summary>
+    /// <param name="idx">Token ids <c>[B, T]</c> (int64).</param>
+    /// <param name="positions">As in <see cref="Forward"/>.</param>
+    /// <param name="padding">As in <see cref="Forward"/>: padded keys get weight 0.</param>
+    public (Tensor Logits, Tensor[] Attention) ForwardWithAttention(Tensor idx, Tensor? positions = null, Tensor? padding = null)
+    {
+        var captured = new List<Tensor>();
+        foreach (var block in h) block.Attention.CaptureInto = captured;
+        try
+        {
+            return (Forward(idx, positions: positions, padding: padding), captured.ToArray());
+        }
+        catch
+        {
+            foreach (var t in captured) t.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var block in h) block.Attention.CaptureInto = null;
+        }
+    }
+
 
     /// <summary>
     /// Mean cross-entropy of next-token prediction: <paramref name="logits"/> <c>[B, T, V]</c> against

@@ -393,12 +393,20 @@ public sealed class Trainer
     /// <summary>Clip, set the scheduled rate, step, zero the gradients and record the step; returns the rate used.</summary>
     double OptimizerStep(int epoch, ref double groupLoss, ref int groupCount)
     {
+        double stepLoss = groupLoss / groupCount;
+        if (Callbacks.Count > 0)
+        {
+            var before = new TrainingStepContext(this, Step, epoch, Optimizers.GetLearningRate(Optimizer), stepLoss);
+            foreach (var cb in Callbacks) cb.OnGradients(before);
+        }
         double? gradNorm = ClipGradNorm is { } maxNorm ? nn.utils.clip_grad_norm_(_trainable, maxNorm) : null;
         double lr = Schedule is null ? Optimizers.GetLearningRate(Optimizer) : SetScheduledRates(Schedule.LearningRate(Step));
-        foreach (var cb in Callbacks) cb.OnBeforeOptimizerStep(this);
+        var context = Callbacks.Count > 0 ? new TrainingStepContext(this, Step, epoch, lr, stepLoss) : null;
+        if (context is not null) foreach (var cb in Callbacks) cb.OnBeforeStep(context);
         Optimizer.step();
+        if (context is not null) foreach (var c in Callbacks) c.OnAfterStep(context);
         Optimizer.zero_grad();
-        var record = new StepRecord(Step, epoch, groupLoss / groupCount, lr, gradNorm);
+        var record = new StepRecord(Step, epoch, stepLoss, lr, gradNorm);
         History.Steps.Add(record);
         Step++;
         groupLoss = 0; groupCount = 0;

@@ -9,9 +9,11 @@ namespace Workbook.Training;
 /// <para>The points, in the order of a run:</para>
 /// <list type="number">
 /// <item><see cref="OnFitStart"/>: before the first batch of <see cref="Trainer.Fit"/>.</item>
-/// <item><see cref="OnBeforeOptimizerStep"/>: the step's gradients are accumulated (and clipped when
-/// <see cref="Trainer.ClipGradNorm"/> is set), the learning rate is set, <c>optimizer.step()</c> has not run: each
-/// parameter's <c>.grad</c> holds what the update will use.</item>
+/// <item><see cref="OnGradients"/>: the step's gradients are complete (all micro-batches accumulated), before clipping.</item>
+/// <item><see cref="OnBeforeStep"/>: the gradients are clipped when <see cref="Trainer.ClipGradNorm"/> is set and the
+/// learning rate is set; <c>optimizer.step()</c> has not run: each parameter's <c>.grad</c> holds what the update will use.</item>
+/// <item><see cref="OnAfterStep"/>: after <c>optimizer.step()</c>, before <c>zero_grad()</c>: the weights are updated,
+/// the gradients are still there.</item>
 /// <item><see cref="OnStepEnd"/>: after <c>optimizer.step()</c> and <c>zero_grad()</c>, with the step's record.</item>
 /// <item><see cref="OnEvaluation"/>: after an epoch or an <see cref="Trainer.EvalEvery"/>-step evaluation was recorded,
 /// early stopping judged it and the checkpoint was written.</item>
@@ -23,8 +25,14 @@ public abstract class TrainerCallback
     /// <summary>Before the first batch of <see cref="Trainer.Fit"/> (also of a resumed run).</summary>
     public virtual void OnFitStart(Trainer trainer) { }
 
-    /// <summary>Gradients ready, optimizer step about to run; <see cref="Trainer.Step"/> is the step being taken (0-based).</summary>
-    public virtual void OnBeforeOptimizerStep(Trainer trainer) { }
+    /// <summary>The step's gradients are complete (all micro-batches accumulated), before clipping.</summary>
+    public virtual void OnGradients(TrainingStepContext context) { }
+
+    /// <summary>After clipping and setting the learning rate, just before <c>optimizer.step()</c>; <see cref="Trainer.Step"/> is the step being taken (0-based).</summary>
+    public virtual void OnBeforeStep(TrainingStepContext context) { }
+
+    /// <summary>After <c>optimizer.step()</c>, before <c>zero_grad()</c>: the weights are updated; the gradients are still there.</summary>
+    public virtual void OnAfterStep(TrainingStepContext context) { }
 
     /// <summary>After an optimizer step; <paramref name="step"/> is its record (loss, rate, gradient norm).</summary>
     public virtual void OnStepEnd(Trainer trainer, StepRecord step) { }
@@ -35,3 +43,12 @@ public abstract class TrainerCallback
     /// <summary>After the run ended; <paramref name="history"/> is <see cref="Trainer.History"/>.</summary>
     public virtual void OnFitEnd(Trainer trainer, TrainingHistory history) { }
 }
+
+/// <summary>Where the <see cref="Trainer"/> is in an optimizer step, passed to <see cref="TrainerCallback"/>'s step hooks.</summary>
+/// <param name="Trainer">The trainer (its model, optimizer, history).</param>
+/// <param name="Step">The optimizer step being taken (0-based; <see cref="Trainer.Step"/> before it increments).</param>
+/// <param name="Epoch">The epoch (0-based).</param>
+/// <param name="LearningRate">The learning rate of this step (after the schedule set it; in
+/// <see cref="TrainerCallback.OnGradients"/>, the rate of the previous step).</param>
+/// <param name="Loss">Mean training loss of the step's micro-batches.</param>
+public sealed record TrainingStepContext(Trainer Trainer, long Step, int Epoch, double LearningRate, double Loss);

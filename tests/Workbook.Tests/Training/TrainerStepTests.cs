@@ -158,8 +158,9 @@ public class TrainerStepTests
 
         public override void OnFitStart(Trainer trainer) => Events.Add("start");
 
-        public override void OnBeforeOptimizerStep(Trainer trainer)
+        public override void OnBeforeStep(TrainingStepContext context)
         {
+            var trainer = context.Trainer;
             Events.Add($"before {trainer.Step}");
             GradientsPresent.Add(trainer.Model.parameters().All(p => p.grad is { } g && g.abs().sum().item<float>() > 0));
         }
@@ -226,7 +227,7 @@ public class TrainerStepTests
 
     sealed class RateProbe(List<double[]> rates) : TrainerCallback
     {
-        public override void OnBeforeOptimizerStep(Trainer trainer) => rates.Add(trainer.Optimizer.ParamGroups.Select(g => g.LearningRate).ToArray());
+        public override void OnBeforeStep(TrainingStepContext context) => rates.Add(context.Trainer.Optimizer.ParamGroups.Select(g => g.LearningRate).ToArray());
     }
 
     [Fact]
