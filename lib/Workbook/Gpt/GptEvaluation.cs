@@ -45,4 +45,44 @@ public static class GptEvaluation
         if (wasTraining) model.train();
         return sum / count;
     }
+
+    /// <summary>
+    /// The next-token loss of every position of <paramref name="tokens"/>: entry i is the loss of predicting token i+1
+    /// (consecutive windows of <paramref name="blockSize"/>, as <see cref="SplitLoss"/>, whose value is their mean), so
+    /// a notebook can split the loss by kind of token.
+    /// </summary>
+    /// <param name="model">The model (evaluated in eval mode, restored afterwards).</param>
+    /// <param name="tokens">Token ids in the model's vocabulary.</param>
+    /// <param name="blockSize">Window length, at most the context.</param>
+    /// <param name="batchSize">Windows per forward pass.</param>
+    /// <param name="tokenLoss">Per-position loss of logits <c>[B, T, V]</c> against targets <c>[B, T]</c>, returning
+    /// <c>[B·T]</c>; default: cross-entropy without reduction (pass <see cref="CompactVocabulary.TokenCrossEntropy"/> for a compact model).</param>
+    /// <exception cref="ArgumentException">Fewer than two tokens, or a window longer than the context.</exception>
+    public static float[] TokenLosses(GptModel model, IReadOnlyList<int> tokens, int blockSize, int batchSize = 16, Func<Tensor, Tensor, Tensor>? tokenLoss = null)
+    {
+        tokenLoss ??= (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1), reduction: nn.Reduction.None);
+        if (tokens.Count < 2) throw new ArgumentException("Need at least two tokens to evaluate next-token loss.", nameof(tokens));
+        if (blockSize > model.Config.NPositions) throw new ArgumentException($"blockSize {blockSize} exceeds the context of {model.Config.NPositions}.", nameof(blockSize));
+        bool wasTraining = model.training;
+        model.eval();
+        var result = new float[tokens.Count - 1];
+        var starts = new List<int>();
+        for (int s = 0; s < tokens.Count - 1; s += blockSize) starts.Add(s);
+        using (no_grad())
+            foreach (var group in starts.GroupBy(s => Math.Min(blockSize, tokens.Count - 1 - s)))
+                foreach (var chunk in group.Chunk(batchSize))
+                {
+                    using var scope = NewDisposeScope();
+                    int T = group.Key;
+                    var x = new long[chunk.Length * T];
+                    var y = new long[chunk.Length * T];
+                    for (int b = 0; b < chunk.Length; b++)
+                        for (int t = 0; t < T; t++) { x[b * T + t] = tokens[chunk[b] + t]; y[b * T + t] = tokens[chunk[b] + t + 1]; }
+                    var logits = model.forward(tensor(x, [chunk.Length, T], device: model.Device));
+                    var losses = tokenLoss(logits, tensor(y, [chunk.Length, T], device: model.Device)).to(ScalarType.Float32).cpu().data<float>().ToArray();
+                    for (int b = 0; b < chunk.Length; b++) Array.Copy(losses, b * T, result, chunk[b], T);
+                }
+        if (wasTraining) model.train();
+        return result;
+    }
 }

@@ -14,7 +14,8 @@ namespace Workbook.Gpt;
 /// </summary>
 public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 {
-    readonly Linear c_attn, c_proj;
+    // A Linear, or a module standing in for one (LoRA adapters): see GptModel.ReplaceProjections.
+    Module<Tensor, Tensor> c_attn, c_proj;
     readonly Dropout resid_dropout;
     readonly int _nHead, _nEmbd;
     readonly double _attnDropout;
@@ -45,7 +46,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         long B = x.shape[0], T = x.shape[1], hd = _nEmbd / _nHead;
         // [B, T, 3E] -> three [B, T, E] -> [B, H, T, hd]: each head sees its own hd-wide slice of the features.
-        var qkv = InferenceLinear.Forward(c_attn, x).split(_nEmbd, dim: 2);
+        var qkv = Projections.Apply(c_attn, x).split(_nEmbd, dim: 2);
         var q = qkv[0].view(B, T, _nHead, hd).transpose(1, 2);
         var k = qkv[1].view(B, T, _nHead, hd).transpose(1, 2);
         var v = qkv[2].view(B, T, _nHead, hd).transpose(1, 2);
@@ -57,14 +58,17 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         var y = mask is not null ? F.scaled_dot_product_attention(q, k, v, mask, p)
             : F.scaled_dot_product_attention(q, k, v, null, p, is_casual: !(pastExists && T == 1));
         y = y.transpose(1, 2).contiguous().view(B, T, _nEmbd); // heads side by side again
-        return resid_dropout.forward(InferenceLinear.Forward(c_proj, y)).MoveToOuterDisposeScope();
+        return resid_dropout.forward(Projections.Apply(c_proj, y)).MoveToOuterDisposeScope();
     }
+
+    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
+        Projections.Replace(this, prefix + "c_attn", "c_attn", ref c_attn, replace) + Projections.Replace(this, prefix + "c_proj", "c_proj", ref c_proj, replace);
 }
 
 /// <summary>GPT-2's position-wise MLP: <c>c_proj(gelu_tanh(c_fc(x)))</c>, 4× wider in the middle.</summary>
 public sealed class GptMlp : Module<Tensor, Tensor>
 {
-    readonly Linear c_fc, c_proj;
+    Module<Tensor, Tensor> c_fc, c_proj; // Linear, or a stand-in (see GptModel.ReplaceProjections)
     readonly Dropout dropout;
 
     /// <summary>Creates the MLP of a block.</summary>
@@ -83,9 +87,12 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = F.gelu(InferenceLinear.Forward(c_fc, x), approximate: TorchSharp.Modules.GELU.Approximate.tanh);
-        return dropout.forward(InferenceLinear.Forward(c_proj, h)).MoveToOuterDisposeScope();
+        var h = F.gelu(Projections.Apply(c_fc, x), approximate: TorchSharp.Modules.GELU.Approximate.tanh);
+        return dropout.forward(Projections.Apply(c_proj, h)).MoveToOuterDisposeScope();
     }
+
+    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
+        Projections.Replace(this, prefix + "c_fc", "c_fc", ref c_fc, replace) + Projections.Replace(this, prefix + "c_proj", "c_proj", ref c_proj, replace);
 }
 
 /// <summary>
@@ -111,6 +118,9 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
     /// <summary>The block over a whole sequence (causal, no cache).</summary>
     public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
+
+    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
+        attn.ReplaceProjections(prefix + "attn.", replace) + mlp.ReplaceProjections(prefix + "mlp.", replace);
 
     internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
     {
@@ -199,19 +209,67 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null, List<Tensor>? hiddenStates = null,
         bool lastPositionOnly = false)
     {
-        if (idx.dim() != 2) throw new ArgumentException($"Token ids must be [batch, time], got shape [{string.Join(", ", idx.shape)}].", nameof(idx));
-        if (idx.dtype != ScalarType.Int64) throw new ArgumentException($"Token ids must be int64, got {idx.dtype}.", nameof(idx));
+        CheckInput(idx, cache?.Length ?? 0);
         long B = idx.shape[0], T = idx.shape[1];
-        int past = cache?.Length ?? 0;
-        if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
-        if (past + T > Config.NPositions)
-            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.NPositions} positions.", nameof(idx));
 
         using var scope = NewDisposeScope();
         // One token without gradients (cached decoding): the linear layers become matrix-vector products on the
         // MatVec kernel, which needs the cores more than libtorch's tiny ops do (see InferenceLinear.DecodeScope).
         using var decode = B * T == 1 && !(is_grad_enabled() && wte.weight!.requires_grad) && idx.device_type == DeviceType.CPU
             ? InferenceLinear.DecodeScope() : null;
+        var x = Body(idx, cache, positions, padding, hiddenStates);
+        if (lastPositionOnly) x = x.narrow(1, T - 1, 1);
+        // Weight tying: the LM head scores each token by the dot product with its own input embedding. Under no_grad,
+        // InferenceLinear runs it (and every other linear layer) on the fastest CPU path for the shape; with gradients
+        // it is F.linear.
+        return InferenceLinear.Forward(x, wte.weight!).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The final hidden states <c>ln_f(h)</c> <c>[B, T, n_embd]</c> for token ids <c>[B, T]</c>, with gradients: what a
+    /// task head reads instead of the LM head (see <see cref="GptSequenceClassifier"/>).
+    /// </summary>
+    /// <param name="idx">Token ids <c>[B, T]</c> (int64), positions 0..T-1, causal.</param>
+    /// <param name="padding">Bool <c>[B, T]</c>, true where a key position must not be attended to (see <see cref="Forward"/>).</param>
+    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, or runs past the context length.</exception>
+    public Tensor HiddenStates(Tensor idx, Tensor? padding = null)
+    {
+        CheckInput(idx, 0);
+        using var scope = NewDisposeScope();
+        return Body(idx, null, null, padding, null).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Replaces linear projections of every block (<c>h.i.attn.c_attn</c>, <c>h.i.attn.c_proj</c>, <c>h.i.mlp.c_fc</c>,
+    /// <c>h.i.mlp.c_proj</c>) by what <paramref name="replace"/> returns for their full name and current module (a
+    /// <see cref="TorchSharp.Modules.Linear"/> at first); null keeps a module. The replacement must map <c>[..., in]</c> to
+    /// <c>[..., out]</c> like the layer it stands for; it is registered under the same name, so its parameters appear
+    /// as <c>h.i.attn.c_attn.*</c>. Used for LoRA adapters (<see cref="FineTuning.LoRA"/>).
+    /// </summary>
+    /// <returns>The number of modules replaced.</returns>
+    public int ReplaceProjections(Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace)
+    {
+        ArgumentNullException.ThrowIfNull(replace);
+        int n = 0;
+        for (int i = 0; i < h.Count; i++) n += h[i].ReplaceProjections($"h.{i}.", replace);
+        return n;
+    }
+
+    void CheckInput(Tensor idx, int past)
+    {
+        if (idx.dim() != 2) throw new ArgumentException($"Token ids must be [batch, time], got shape [{string.Join(", ", idx.shape)}].", nameof(idx));
+        if (idx.dtype != ScalarType.Int64) throw new ArgumentException($"Token ids must be int64, got {idx.dtype}.", nameof(idx));
+        long T = idx.shape[1];
+        if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
+        if (past + T > Config.NPositions)
+            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.NPositions} positions.", nameof(idx));
+    }
+
+    // Embeddings, blocks and ln_f, in the caller's dispose scope (hidden states go one scope further out, to Forward's caller).
+    Tensor Body(Tensor idx, KvCache? cache, Tensor? positions, Tensor? padding, List<Tensor>? hiddenStates)
+    {
+        long B = idx.shape[0], T = idx.shape[1];
+        int past = cache?.Length ?? 0;
         positions ??= arange(past, past + T, dtype: ScalarType.Int64, device: idx.device).unsqueeze(0);
         var x = drop.forward(wte.forward(idx) + wpe.forward(positions)); // [B, T, E]
         hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
@@ -225,11 +283,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
         cache?.Advance((int)T);
         x = ln_f.forward(x);
         hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
-        if (lastPositionOnly) x = x.narrow(1, T - 1, 1);
-        // Weight tying: the LM head scores each token by the dot product with its own input embedding. Under no_grad,
-        // InferenceLinear runs it (and every other linear layer) on the fastest CPU path for the shape; with gradients
-        // it is F.linear.
-        return InferenceLinear.Forward(x, wte.weight!).MoveToOuterDisposeScope();
+        return x;
     }
 
     /// <summary>

@@ -96,7 +96,8 @@ public sealed class Trainer
     /// <summary>Total epochs of the run (a resumed run continues up to this many).</summary>
     public int Epochs { get; set; } = 10;
 
-    /// <summary>Learning-rate schedule over optimizer steps; null keeps the optimizer's rate.</summary>
+    /// <summary>Learning-rate schedule over optimizer steps; null keeps the optimizer's rate. With several parameter
+    /// groups, the first follows the schedule and the others keep the ratio to it they were built with.</summary>
     public LRSchedule? Schedule { get; set; }
 
     /// <summary>Clip the total gradient L2 norm to this value before each step (null: no clipping).</summary>
@@ -261,7 +262,7 @@ public sealed class Trainer
     double OptimizerStep(int epoch, ref double groupLoss, ref int groupCount)
     {
         double? gradNorm = ClipGradNorm is { } maxNorm ? nn.utils.clip_grad_norm_(_parameters, maxNorm) : null;
-        if (Schedule is not null) Optimizers.SetLearningRate(Optimizer, Schedule.LearningRate(Step));
+        if (Schedule is not null) ApplySchedule(Schedule.LearningRate(Step));
         double lr = Optimizers.GetLearningRate(Optimizer);
         Optimizer.step();
         Optimizer.zero_grad();
@@ -269,6 +270,18 @@ public sealed class Trainer
         Step++;
         groupLoss = 0; groupCount = 0;
         return lr;
+    }
+
+    /// <summary>
+    /// Sets the scheduled rate: the first parameter group gets <paramref name="lr"/>, every other group keeps the ratio
+    /// to the first group's rate it was built with (discriminative fine-tuning: a new head built at 10× the backbone's
+    /// rate stays at 10× through warm-up and decay). Groups built with one rate all get <paramref name="lr"/>.
+    /// </summary>
+    void ApplySchedule(double lr)
+    {
+        double first = Optimizer.ParamGroups.First().InitialLearningRate;
+        foreach (var g in Optimizer.ParamGroups)
+            g.LearningRate = first > 0 ? lr * (g.InitialLearningRate / first) : lr;
     }
 
     /// <summary>
