@@ -55,12 +55,16 @@ public sealed class GanTrainer
     /// <summary>Discriminator updates per generator update.</summary>
     public int DiscriminatorSteps { get; init; } = 1;
 
+    /// <summary>Generator updates per step, each on fresh latents against the same D. More than one lets G chase the
+    /// current D's favourite outputs before D can react: a way to make mode collapse happen.</summary>
+    public int GeneratorSteps { get; init; } = 1;
+
     /// <summary>Every step so far.</summary>
     public List<GanStep> History { get; } = new();
 
     /// <summary>
-    /// One update of D (<see cref="DiscriminatorSteps"/> times, each on a fresh fake batch and the same real batch) and
-    /// one of G. Latents come from <paramref name="generator"/>, so a seeded generator makes the run reproducible.
+    /// One update of D (<see cref="DiscriminatorSteps"/> times, each on a fresh fake batch and the same real batch), then
+    /// of G (<see cref="GeneratorSteps"/> times; the first on the last fake batch D saw). Latents come from <paramref name="generator"/>, so a seeded generator makes the run reproducible.
     /// </summary>
     public GanStep Step(Tensor real, Generator? generator = null)
     {
@@ -84,12 +88,18 @@ public sealed class GanTrainer
             dReal = realLogits.sigmoid().mean().item<float>();
             dFake = fakeLogits.sigmoid().mean().item<float>();
         }
-        _optG.zero_grad();
-        var logits = _d.call(fake);                    // the updated D judges the same fakes, graph through G kept
-        var lossG = MinimaxGenerator ? GanLosses.GeneratorMinimax(logits) : GanLosses.GeneratorNonSaturating(logits);
-        lossG.backward();
-        _optG.step();
-        var record = new GanStep(++_step, dLoss, lossG.item<float>(), dReal, dFake);
+        double gLoss = 0;
+        for (int k = 0; k < GeneratorSteps; k++)
+        {
+            if (k > 0) fake = _g.call(randn(B, LatentDim, generator: generator, device: real.device));
+            _optG.zero_grad();
+            var logits = _d.call(fake);                // the updated D judges the fakes, graph through G kept
+            var lossG = MinimaxGenerator ? GanLosses.GeneratorMinimax(logits) : GanLosses.GeneratorNonSaturating(logits);
+            lossG.backward();
+            _optG.step();
+            gLoss = lossG.item<float>();
+        }
+        var record = new GanStep(++_step, dLoss, gLoss, dReal, dFake);
         History.Add(record);
         return record;
     }

@@ -80,24 +80,36 @@ public sealed class GptSequenceClassifier : Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Right-pads token sequences into one <c>[B, T]</c> int64 batch, cutting each at <paramref name="maxLength"/>
-    /// (keeping its first tokens).
+    /// Right-pads token sequences into one <c>[B, T]</c> int64 batch for this model, cutting each at
+    /// <paramref name="maxLength"/> (keeping its first tokens); see <see cref="PadRight"/>.
     /// </summary>
     /// <exception cref="ArgumentException">An empty sequence, or a length outside [1, context].</exception>
     public Tensor Pad(IEnumerable<IReadOnlyList<int>> sequences, int maxLength)
     {
-        if (maxLength < 1 || maxLength > transformer.Config.NPositions)
+        if (maxLength > transformer.Config.NPositions)
             throw new ArgumentException($"maxLength must be in [1, {transformer.Config.NPositions}], got {maxLength}.", nameof(maxLength));
+        return PadRight(sequences, maxLength, PadTokenId, transformer.Device);
+    }
+
+    /// <summary>
+    /// Right-pads token sequences with <paramref name="padTokenId"/> into one <c>[B, T]</c> int64 batch, T the longest
+    /// length up to <paramref name="maxLength"/>; longer sequences keep their first tokens.
+    /// </summary>
+    /// <exception cref="ArgumentException">No sequences, an empty sequence, or a length below 1.</exception>
+    public static Tensor PadRight(IEnumerable<IReadOnlyList<int>> sequences, int maxLength, int padTokenId, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (maxLength < 1) throw new ArgumentException($"maxLength must be in [1, context], got {maxLength}.", nameof(maxLength));
         var rows = sequences.ToList();
         if (rows.Count == 0) throw new ArgumentException("No sequences to pad.", nameof(sequences));
         int T = Math.Min(maxLength, rows.Max(r => r.Count));
         var data = new long[rows.Count * T];
-        Array.Fill(data, PadTokenId);
+        Array.Fill(data, padTokenId);
         for (int b = 0; b < rows.Count; b++)
         {
             if (rows[b].Count == 0) throw new ArgumentException($"Sequence {b} is empty.", nameof(sequences));
             for (int t = 0; t < Math.Min(T, rows[b].Count); t++) data[b * T + t] = rows[b][t];
         }
-        return tensor(data, [rows.Count, T], device: transformer.Device);
+        return tensor(data, [rows.Count, T], device: device);
     }
 }

@@ -8,7 +8,8 @@ namespace Workbook.Training;
 /// trainer.Fit(train, validation, budget.Attach(trainer));   // stops after the step that crosses 30 s
 /// budget.EpochEnds                                           // training seconds at each epoch's end, for curves
 /// </code>
-/// The run stops after the optimizer step during which the budget ran out, so it overshoots by at most one step; the
+/// The run stops after the optimizer step during which the budget ran out (and not before <see cref="MinSteps"/>), so it
+/// overshoots by at most one step; the
 /// epoch in progress then has no validation record (evaluate the model yourself after <c>Fit</c>).
 /// </summary>
 public sealed class TimeBudget : IDisposable
@@ -27,6 +28,12 @@ public sealed class TimeBudget : IDisposable
 
     /// <summary>The budget.</summary>
     public TimeSpan Budget { get; }
+
+    /// <summary>
+    /// Steps that always run, however long they take: on a machine slowed by other work a pure time budget would stop
+    /// after a handful of steps, so results would depend on the load. Zero (the default) means time alone decides.
+    /// </summary>
+    public long MinSteps { get; init; }
 
     /// <summary>Training time used so far (evaluation excluded).</summary>
     public TimeSpan Used => _done + _epoch;
@@ -53,7 +60,7 @@ public sealed class TimeBudget : IDisposable
             if (p.Phase == TrainingPhase.Train)
             {
                 _epoch = p.Elapsed; // time since the epoch started; evaluation comes after the last batch
-                if (Used >= Budget) _cts.Cancel();
+                if (Used >= Budget && p.Step >= MinSteps) _cts.Cancel();
                 if (inner is not null && (lastInner == TimeSpan.MinValue || p.Elapsed - lastInner >= interval))
                 {
                     lastInner = p.Elapsed;
