@@ -71,8 +71,8 @@ var shipped = GptCheckpoint.Load(shippedFolder);
 int blockSize = 64, batchSize = 8;
 var psalms = new TokenDataset(vocab.ToCompact(psalmIds), valFraction: 0.1);
 var shakespeareVal = new TokenDataset(vocab.ToCompact(shakespeareIds), valFraction: 0.1).Val;
-// Evaluation slices: the first tokens of each validation split (Full: 2,048 each; Quick: 1,024).
-int evalTokens = Notebook.Pick(quick: 1024, full: 2048);
+// Evaluation slices: the first tokens of each validation split (Full: 2,048 each; Quick: 512).
+int evalTokens = Notebook.Pick(quick: 512, full: 2048);
 var psalmsEval = psalms.Val.Take(evalTokens + 1).ToArray();
 var shakespeareEval = shakespeareVal.Take(evalTokens + 1).ToArray();
 GptModel Pretrained() => vocab.Compact(shipped);
@@ -110,7 +110,7 @@ Claim.AtLeast("on the new tokens the pretrained model does worse than uniform gu
 //
 // ## 2 · Three ways to spend the same budget
 //
-// Each method gets the same **training time** (Full: 12 s, Quick: 3 s). Evaluation does not count, and a minimum number of steps always runs, so that a busy machine still gives sensible numbers. Each trains on random 64-token windows of the Psalms, 8 per step, with gradient clipping at 1:
+// Each method gets the same **training time** (Full: 10 s, Quick: 2 s). Evaluation does not count, and a minimum number of steps always runs, so that a busy machine still gives sensible numbers. Each trains on random 64-token windows of the Psalms, 8 per step, with gradient clipping at 1:
 //
 // | method | starts from | trains | optimizer |
 // |---|---|---|---|
@@ -141,8 +141,8 @@ Claim.Close("at initialisation the adapted model computes exactly the pretrained
 // The training loop is the library `Trainer` (chapter 04). A `TimeBudget` stops it once the training time runs out. After every "epoch" of 10 steps, the progress callback evaluates the model on both texts, and those points make the curves.
 
 // %%
-double budgetSeconds = Notebook.Pick(quick: 3.0, full: 12.0);
-int minSteps = Notebook.Pick(quick: 5, full: 40);
+double budgetSeconds = Notebook.Pick(quick: 2.0, full: 10.0);
+int minSteps = Notebook.Pick(quick: 3, full: 30);
 sealed record LmRun(string Method, long Trainable, long Steps, double Seconds, (double All, double Known, double New) Psalms, double Shakespeare,
     List<(double Seconds, double Psalms, double Shakespeare)> Curve);
 LmRun FineTune(string method, GptModel model, optim.Optimizer optimizer, LRSchedule? schedule)
@@ -234,7 +234,7 @@ string Sample(GptModel m, string prompt, int tokens)
 int sampleTokens = Notebook.Pick(quick: 20, full: 60);
 new DataFrame(
     new StringDataFrameColumn("model", ["pretrained", "full fine-tuning, AdamW 1e-4"]),
-    new StringDataFrameColumn("sample", new[] { Sample(pre, "Psalm 151\n\nO", sampleTokens), Sample(fullFt, "Psalm 151\n\nO", sampleTokens) }.Select(s => s.Replace("\n", " ↵ "))))
+    new StringDataFrameColumn("sample", new[] { Sample(pre, "Psalm 100\n\nO", sampleTokens), Sample(fullFt, "Psalm 100\n\nO", sampleTokens) }.Select(s => s.Replace("\n", " ↵ "))))
 
 // %% [markdown]
 // ## 4 · Merging the adapters

@@ -57,7 +57,7 @@ using F = TorchSharp.torch.nn.functional;
 //
 // A batch of three real and three fake logits, by hand in double precision against the library's `GanLosses`:
 
-// %%
+// %% tags=["errata-13-correct"]
 double[] realLogits = [2.0, 0.5, -1.0], fakeLogits = [-2.0, 0.3, 1.5];
 double Sigma(double l) => 1 / (1 + Math.Exp(-l));
 double handD = -realLogits.Average(l => Math.Log(Sigma(l))) - fakeLogits.Average(l => Math.Log(1 - Sigma(l)));
@@ -112,7 +112,7 @@ Plot.WithLayout(Plotly.NET.GenericChart.combine(new[] { Plot.Line(dOut, minimaxG
 // %% [markdown]
 // **Detaching the fake batch.** In D's step, the fake images enter D's loss. Without `detach()`, the backward pass of L_D runs on through G and leaves gradients in G's parameters. Those gradients point the *wrong way* for G: for the minimax loss, $\nabla_{\theta_G} L_D = -\nabla_{\theta_G} L_G$ exactly, because the fake term of L_D is minus G's loss. A step on them would make G's fakes *easier* to spot. `detach()` cuts the graph at the fake batch: D's update touches only D, and the backward pass stops there instead of running through G for nothing.
 
-// %%
+// %% tags=["errata-13-correct"]
 Notebook.Reseed(4);
 var g0 = new MlpGenerator(8, [1, 28, 28], [32]);
 var d0 = new MlpDiscriminator(784, [32]);
@@ -206,7 +206,7 @@ double judgeAccuracy = Evaluation.Accuracy(Evaluation.Predict(judge, fashionTest
     var probs = Evaluation.Predict(judge, images01).softmax(1);
     var labels = probs.argmax(1).data<long>().ToArray();
     var hist = Enumerable.Range(0, 10).Select(c => labels.Count(l => l == c) / (double)labels.Length).ToArray();
-    return (hist, -hist.Where(p => p > 0).Sum(p => p * Math.Log(p)), probs.max(1).values.mean().item<float>());
+    return (hist, Math.Max(0, -hist.Where(p => p > 0).Sum(p => p * Math.Log(p))), probs.max(1).values.mean().item<float>());
 }
 Tensor Generate(GanTrainer t, int n, int seed) => ToUnit(t.Sample(randn(n, latent, generator: new Generator((ulong)seed))));
 var realJudged = Judge(fashionTest.Inputs);
@@ -238,7 +238,7 @@ Claim.AtLeast("the judge's label entropy over generated samples is at least 1.9 
 //
 // In **mode collapse**, G produces only a few kinds of sample, whatever z is. The mechanism is in the game itself. Against a *fixed* D, G's best response is to put all its samples on the single point D finds most real. Only D's reaction, rejecting that point, moves G on. So we make G too strong for D: **ten generator updates per discriminator update**, at a 5× higher learning rate (1e-3). G chases D's current favourite before D can respond.
 
-// %%
+// %% tags=["errata-13-correct"]
 int collapseSteps = Notebook.Pick(quick: 40, full: 400);
 var (collapsed, collapsedShots, collapseSeconds) = TrainGan(collapseSteps, lrG: 1e-3, generatorSteps: 10, seed: 1, snapshots: 2);
 var collapsedJudged = Judge(Generate(collapsed, 1000, 7));

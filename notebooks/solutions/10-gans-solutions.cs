@@ -58,7 +58,7 @@ new Trainer(judge, Optimizers.Adam(judge.parameters(), 2e-3), Losses.CrossEntrop
 double Entropy(GanTrainer t)
 {
     var labels = Evaluation.Predict(judge, ToUnit(t.Sample(randn(1000, latent, generator: new Generator(7))))).argmax(1).data<long>().ToArray();
-    return -Enumerable.Range(0, 10).Select(c => labels.Count(l => l == c) / 1000.0).Where(p => p > 0).Sum(p => p * Math.Log(p));
+    return Math.Max(0, -Enumerable.Range(0, 10).Select(c => labels.Count(l => l == c) / 1000.0).Where(p => p > 0).Sum(p => p * Math.Log(p)));
 }
 "judge trained"
 

@@ -101,6 +101,23 @@ public class FineTuningTrainingTests
     }
 
     [Fact]
+    public void TokenLossesAreThePerPositionLossesWhoseMeanIsTheSplitLoss()
+    {
+        using var model = Golden.Model();
+        var g = new Generator(3);
+        var tokens = Enumerable.Range(0, 150).Select(_ => (int)randint(0, 512, [1], generator: g).item<long>()).ToArray();
+        var losses = GptEvaluation.TokenLosses(model, tokens, blockSize: 64, batchSize: 2); // windows of 64, 64 and 21 positions
+        Assert.Equal(149, losses.Length);
+        Assert.Equal(GptEvaluation.SplitLoss(model, tokens, 64, 2), losses.Average(), 4);
+        // Position 70 is the 7th of the second window: predicting token 71 from tokens 64..70.
+        using var _ = no_grad();
+        var logits = model.forward(tensor(tokens.Skip(64).Take(7).Select(t => (long)t).ToArray(), [1, 7]));
+        double expected = nn.functional.cross_entropy(logits[0, 6].unsqueeze(0), tensor(new long[] { tokens[71] })).item<float>();
+        Assert.Equal(expected, losses[70], 4);
+        Assert.Throws<ArgumentException>(() => GptEvaluation.TokenLosses(model, [1], 64));
+    }
+
+    [Fact]
     public void CompactingAPretrainedModelKeepsItsFullVocabularyLoss()
     {
         using var full = Golden.Model();
