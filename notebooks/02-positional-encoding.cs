@@ -76,12 +76,12 @@ new DataFrame(
 // **Odd $d$.** The formula is applied column by column with $d$ in the exponent: $\lceil d/2 \rceil$ sin columns, $\lfloor d/2 \rfloor$ cos columns, the last column a sin. (The PyTorch tutorial's code fails for odd $d$.) The library's table is computed in float64 and matches PyTorch-computed golden tables within 1e-5 for $d = 16$ and $d = 7$ (unit tests).
 
 // %%
-long maxLen = 100, d = 64;
-var table = SinusoidalPositionalEncoding.Table(maxLen, d);
+long maxLength = 100, d = 64;
+var table = SinusoidalPositionalEncoding.Table(maxLength, d);
 Plot.Heatmap(table, title: "PE[pos, j], d = 64: fast columns on the left, slow on the right", xTitle: "feature j", yTitle: "position", colorscale: "RdBu")
 
 // %%
-var positions = Enumerable.Range(0, (int)maxLen).Select(p => (double)p).ToList();
+var positions = Enumerable.Range(0, (int)maxLength).Select(p => (double)p).ToList();
 Plot.Lines(positions, new[] { 0, 1, 10, 20, 40 }.Select(j => ($"column {j}", (IReadOnlyList<double>)table[.., j].to_type(ScalarType.Float64).data<double>().ToArray())),
     title: "Some columns as functions of the position", xTitle: "position", yTitle: "PE")
 
@@ -95,8 +95,8 @@ $"d = 7: table {string.Join("×", odd.shape)}, max |last column − sin(pos/1000
 
 // %%
 var divTerm = exp(arange(0, d, 2, dtype: float32) * (float)(-Math.Log(10000.0) / d));
-var posCol = arange(maxLen, dtype: float32).unsqueeze(1);
-var tutorial = zeros(maxLen, d);
+var posCol = arange(maxLength, dtype: float32).unsqueeze(1);
+var tutorial = zeros(maxLength, d);
 tutorial[.., TensorIndex.Slice(0, null, 2)] = sin(posCol * divTerm);
 tutorial[.., TensorIndex.Slice(1, null, 2)] = cos(posCol * divTerm);
 $"max |tutorial (float32) − library (float64, rounded)| = {MaxDiff(tutorial, table):E1}"
@@ -165,7 +165,7 @@ $"max |PE(p)·PE(p+k) − Σ cos(ω_i k)| over p ∈ {{0, 100, 1000}}, k < 200: 
 // BERT and GPT-2 instead *learn* a table: a parameter `weight [max_len, d]`, row `pos` added to the token at `pos`, initialised at random and trained like any other weight. It can express anything the sinusoids can, but nothing forces it to have their structure, it costs `max_len × d` parameters, and it knows no position beyond `max_len`:
 
 // %%
-var learned = new LearnedPositionalEmbedding(maxLen: 16, dModel: d);
+var learned = new LearnedPositionalEmbedding(maxLength: 16, dModel: d);
 var xTokens = randn(2, 10, d);
 var withPos = learned.forward(xTokens);
 string tooLong;
@@ -221,9 +221,9 @@ $"max |‖R x‖ − ‖x‖| = {MaxDiff(rotated.norm(-1), xr.norm(-1)):E1}; pos
 //
 // | Type | What it does |
 // |---|---|
-// | `SinusoidalPositionalEncoding.Table(maxLen, d)` | the table, float64-exact, any `d` (odd: last column sin) |
-// | `SinusoidalPositionalEncoding(d, maxLen, dropout)` | module adding `PE[offset .. offset+T]` to `[..., T, d]`, then dropout |
-// | `LearnedPositionalEmbedding(maxLen, d)` | trainable table, N(0, 0.02²) init |
+// | `SinusoidalPositionalEncoding.Table(maxLength, d)` | the table, float64-exact, any `d` (odd: last column sin) |
+// | `SinusoidalPositionalEncoding(d, maxLength, dropout)` | module adding `PE[offset .. offset+T]` to `[..., T, d]`, then dropout |
+// | `LearnedPositionalEmbedding(maxLength, d)` | trainable table, N(0, 0.02²) init |
 // | `RotaryEmbedding(d)` / `RotaryEmbedding.Apply(x, offset)` | RoPE on `[..., T, d]` (interleaved pairs, as in the paper) |
 //
 // ## Exercises

@@ -121,9 +121,9 @@ Checks(("max |FFN − nn.Sequential(Linear, ReLU, Linear)|", MaxDiff(ffn.forward
 // We compose both from the parts above and compare with `TransformerEncoderLayer` (parameter names as PyTorch: `self_attn`, `linear1`, `linear2`, `norm1`, `norm2`):
 
 // %%
-long dModel = 32, nHead = 4, dFF = 64;
-var layer = new TransformerEncoderLayer(dModel, nHead, dFF, dropout: 0.0);
-var preLayer = new TransformerEncoderLayer(dModel, nHead, dFF, dropout: 0.0, normFirst: true);
+long dModel = 32, numHeads = 4, dFF = 64;
+var layer = new TransformerEncoderLayer(dModel, numHeads, dFF, dropout: 0.0);
+var preLayer = new TransformerEncoderLayer(dModel, numHeads, dFF, dropout: 0.0, normFirst: true);
 using (no_grad()) foreach (var m in new[] { layer, preLayer }) foreach (var p in m.parameters()) p.add_(randn(p.shape) * 0.1);  // non-trivial LN and biases
 layer.eval(); preLayer.eval();
 var src = randn(3, 10, dModel);
@@ -145,7 +145,7 @@ Checks(("post-LN: equations vs TransformerEncoderLayer", MaxDiff(PostLN(layer, s
 // Now against independent implementations. TorchSharp's `nn.TransformerEncoderLayer` is libtorch's C++ module (post-LN, sequence-first `[T, B, E]`, no `norm_first` option); it loads our `state_dict` as is. For pre-LN we use tensors computed by PyTorch's `nn.TransformerEncoderLayer(norm_first=True)`, stored with the unit tests (`tests/Workbook.Tests/Fixtures/golden`).
 
 // %%
-var builtIn = nn.TransformerEncoderLayer(dModel, nHead, dFF, 0.0);
+var builtIn = nn.TransformerEncoderLayer(dModel, numHeads, dFF, 0.0);
 builtIn.load_state_dict(layer.state_dict());
 builtIn.eval();
 var viaTorchSharp = builtIn.call(src.transpose(0, 1)).transpose(0, 1);
@@ -207,7 +207,7 @@ table
 // Reading the table: (a) differs from the real layer by order 1, its FFN branch is blind to the other tokens (0), and its output has a larger RMS than a LayerNorm output; (b1) does not react to other tokens at all — it is a per-token function and attention is dead code; (b2) mixes tokens but has no skip path. For (b2) the damage shows in depth: stacks of 12 layers, the gradient reaching the input, and how much of the input survives to the output (cosine similarity):
 
 // %%
-var stack = Enumerable.Range(0, 12).Select(_ => new TransformerEncoderLayer(dModel, nHead, dFF, dropout: 0.0)).ToList();
+var stack = Enumerable.Range(0, 12).Select(_ => new TransformerEncoderLayer(dModel, numHeads, dFF, dropout: 0.0)).ToList();
 foreach (var l in stack) l.eval();
 var direction = randn(src.shape);         // loss = ⟨output, fixed random direction⟩ (‖LN output‖ is constant, so not ‖output‖²)
 (double Grad, double Cosine) Probe(Func<TransformerEncoderLayer, Tensor, Tensor> layerFn)
@@ -236,12 +236,12 @@ new DataFrame(
 // Checked against TorchSharp's `nn.TransformerDecoderLayer` with copied weights and against PyTorch's golden output, and causality verified: changing target token 3 must not change the outputs at positions 0–2.
 
 // %%
-var dec = new TransformerDecoderLayer(dModel, nHead, dFF, dropout: 0.0);
+var dec = new TransformerDecoderLayer(dModel, numHeads, dFF, dropout: 0.0);
 using (no_grad()) foreach (var p in dec.parameters()) p.add_(randn(p.shape) * 0.1);
 dec.eval();
 var tgt = randn(3, 6, dModel);
 var memory = randn(3, 9, dModel);
-var decBuiltIn = nn.TransformerDecoderLayer(dModel, nHead, dFF, 0.0);
+var decBuiltIn = nn.TransformerDecoderLayer(dModel, numHeads, dFF, 0.0);
 decBuiltIn.load_state_dict(dec.state_dict());
 decBuiltIn.eval();
 var viaTs = decBuiltIn.call(tgt.transpose(0, 1), memory.transpose(0, 1), AttentionMask.CausalAdditive(6)).transpose(0, 1);

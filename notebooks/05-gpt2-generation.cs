@@ -128,7 +128,7 @@ display(new DataFrame(
     new StringDataFrameColumn("tensor", block0.Select(p => p.name)),
     new StringDataFrameColumn("shape", block0.Select(p => string.Join(" × ", p.parameter.shape))),
     new Int64DataFrameColumn("parameters", block0.Select(p => p.parameter.numel()))));
-long E = gpt2Config.NEmbd;
+long E = gpt2Config.DModel;
 $"block: {block0.Sum(p => p.parameter.numel()):N0} counted, 12E²+13E = {12 * E * E + 13 * E:N0}"
 
 // %%
@@ -143,9 +143,9 @@ var presets = GptConfig.PresetNames.Select(n => (Name: n, Config: GptConfig.From
 gpt2Random.Dispose();
 new DataFrame(
     new StringDataFrameColumn("model", presets.Select(p => p.Name)),
-    new Int32DataFrameColumn("layers", presets.Select(p => p.Config.NLayer)),
-    new Int32DataFrameColumn("heads", presets.Select(p => p.Config.NHead)),
-    new Int32DataFrameColumn("n_embd", presets.Select(p => p.Config.NEmbd)),
+    new Int32DataFrameColumn("layers", presets.Select(p => p.Config.NumLayers)),
+    new Int32DataFrameColumn("heads", presets.Select(p => p.Config.NumHeads)),
+    new Int32DataFrameColumn("n_embd", presets.Select(p => p.Config.DModel)),
     new Int64DataFrameColumn("parameters", presets.Select(p => p.Config.ParameterCount)))
 
 // %% [markdown]
@@ -181,7 +181,7 @@ var hiddenStates = new List<Tensor>();
 Tensor promptLogits;
 using (no_grad())
     promptLogits = model.Forward(tensor(Ids(promptText)).unsqueeze(0), hiddenStates: hiddenStates);
-var stages = new[] { "embeddings (wte + wpe)" }.Concat(Enumerable.Range(0, model.Config.NLayer - 1).Select(i => $"after block {i}")).Append("after last block + ln_f").Append("logits").ToList();
+var stages = new[] { "embeddings (wte + wpe)" }.Concat(Enumerable.Range(0, model.Config.NumLayers - 1).Select(i => $"after block {i}")).Append("after last block + ln_f").Append("logits").ToList();
 var tensors = hiddenStates.Append(promptLogits).ToList();
 new DataFrame(
     new StringDataFrameColumn("stage", stages),
@@ -295,7 +295,7 @@ Plot.Lines(positions, new (string, IReadOnlyList<double>)[] { ("without cache", 
 // Without the cache the time per token grows with the length; with it, it stays almost flat. For this small model the fixed cost of each step (launching ~100 small operations, the 50,257-wide output layer) hides much of the gain; it grows with model size and length: for the 124M-parameter GPT-2 at 256–288 tokens of context we measured 47 tokens/s with the cache against 6.9 without (2 cores, prompt pass included). The first step of both is the **prompt pass**, which processes all prompt tokens in parallel, much faster per token than generating:
 
 // %%
-var longPrompt = tensor(allIds.Take(model.Config.NPositions).Select(i => (long)i).ToArray()).unsqueeze(0);
+var longPrompt = tensor(allIds.Take(model.Config.MaxLength).Select(i => (long)i).ToArray()).unsqueeze(0);
 double PromptTokensPerSecond()
 {
     using var _ = no_grad();

@@ -94,7 +94,7 @@ new DataFrame(
 // %%
 var vocab = CompactVocabulary.FromTokens(ids, tok.VocabSize);
 var compactData = new TokenDataset(vocab.ToCompact(ids), valFraction: 0.1);
-var architecture = new GptConfig { NLayer = 6, NHead = 4, NEmbd = 128, NPositions = 128, Dropout = 0.2 };
+var architecture = new GptConfig { NumLayers = 6, NumHeads = 4, DModel = 128, MaxLength = 128, Dropout = 0.2 };
 var probe = new GptModel(vocab.CompactConfig(architecture));
 var fullProbe = vocab.Expand(probe);
 var (cx, cy) = compactData.Batch(false, 4, 64, new Random(2));
@@ -122,7 +122,7 @@ var metrics = JsonDocument.Parse(File.ReadAllText(DataPaths.File("gpt2-shakespea
 var recipe = metrics.GetProperty("recipe");
 var modelInfo = metrics.GetProperty("model");
 string[] recipeKeys = ["BatchSize", "BlockSize", "MaxSteps", "LearningRate", "MinLearningRate", "WarmupSteps", "WeightDecay", "Beta2", "GradClip", "Seed"];
-string[] modelKeys = ["NLayer", "NHead", "NEmbd", "NPositions", "VocabSize", "parameters", "compact_vocab", "compact_parameters", "dropout"];
+string[] modelKeys = ["NumLayers", "NumHeads", "DModel", "MaxLength", "VocabSize", "parameters", "compact_vocab", "compact_parameters", "dropout"];
 new DataFrame(
     new StringDataFrameColumn("setting", modelKeys.Concat(recipeKeys).Append("threads")),
     new StringDataFrameColumn("value", modelKeys.Select(k => modelInfo.GetProperty(k).ToString()).Concat(recipeKeys.Select(k => recipe.GetProperty(k).ToString())).Append(metrics.GetProperty("threads").ToString())))

@@ -128,7 +128,7 @@ Claim.AtLeast("on the new tokens the pretrained model does worse than uniform gu
 var loraModel = Pretrained();
 var loraReport = LoRA.Apply(loraModel, new LoRAOptions { Rank = 8, Alpha = 16 });
 var cfg = loraModel.Config;
-long expectedAdapters = cfg.NLayer * 8L * ((cfg.NEmbd + 3 * cfg.NEmbd) + (cfg.NEmbd + cfg.NEmbd) + (cfg.NEmbd + cfg.InnerDim) + (cfg.InnerDim + cfg.NEmbd));
+long expectedAdapters = cfg.NumLayers * 8L * ((cfg.DModel + 3 * cfg.DModel) + (cfg.DModel + cfg.DModel) + (cfg.DModel + cfg.DimFeedforward) + (cfg.DimFeedforward + cfg.DModel));
 double initDiff;
 using (no_grad()) initDiff = (loraModel.forward(Window(psalmsEval, 0, 1, false)) - pre.forward(Window(psalmsEval, 0, 1, false))).abs().max().item<float>();
 display(loraReport.ToString());

@@ -35,7 +35,7 @@ var ids = tok.Encode(File.ReadAllText(DataPaths.File("tinyshakespeare", "input.t
 var vocab = CompactVocabulary.FromTokens(ids, tok.VocabSize);
 var data = new TokenDataset(ids, 0.1);
 var compactData = new TokenDataset(vocab.ToCompact(ids), 0.1);
-var architecture = new GptConfig { NLayer = 6, NHead = 4, NEmbd = 128, NPositions = 128, Dropout = 0.2 };
+var architecture = new GptConfig { NumLayers = 6, NumHeads = 4, DModel = 128, MaxLength = 128, Dropout = 0.2 };
 $"{vocab.Size:N0} of {vocab.FullVocabSize:N0} tokens used"
 
 // %% [markdown]

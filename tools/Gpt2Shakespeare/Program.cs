@@ -24,7 +24,7 @@ var options = new PretrainingOptions
     LearningRate = 1e-3, MinLearningRate = 1e-4, WarmupSteps = 100, WeightDecay = 0.1, Beta2 = 0.99, GradClip = 1.0,
     EvalInterval = 100, Seed = 1337,
 };
-var architecture = new GptConfig { NLayer = 6, NHead = 4, NEmbd = 128, NPositions = 128, Dropout = 0.2 };
+var architecture = new GptConfig { NumLayers = 6, NumHeads = 4, DModel = 128, MaxLength = 128, Dropout = 0.2 };
 
 // Data: GPT-2 BPE over the whole text, first 90% train, last 10% validation.
 var tokenizer = Gpt2Tokenizer.Default;
@@ -82,7 +82,7 @@ Console.WriteLine(FormattableString.Invariant($"best step {bestStep}: val {bestV
 
 var metrics = new
 {
-    model = new { full.NLayer, full.NHead, full.NEmbd, full.NPositions, full.VocabSize, parameters = full.ParameterCount, compact_vocab = vocab.Size, compact_parameters = best.ParameterCount, dropout = architecture.Dropout },
+    model = new { full.NumLayers, full.NumHeads, full.DModel, full.MaxLength, full.VocabSize, parameters = full.ParameterCount, compact_vocab = vocab.Size, compact_parameters = best.ParameterCount, dropout = architecture.Dropout },
     recipe = new { options.BatchSize, options.BlockSize, options.MaxSteps, options.LearningRate, options.MinLearningRate, options.WarmupSteps,
         options.WeightDecay, options.Beta2, options.GradClip, options.EvalInterval, options.Seed, schedule = trainer.Schedule!.ToString() },
     data = new { tokens = ids.Length, train_tokens = data.Train.Length, val_tokens = data.Val.Length, split = "first 90% train, last 10% val" },

@@ -33,11 +33,11 @@ public sealed class MultiheadAttention : nn.Module
     public readonly double dropout;
 
     /// <summary>Stacked query, key and value projections <c>[3E, E]</c> (PyTorch name).</summary>
-    public Parameter in_proj_weight;
+    public readonly Parameter in_proj_weight;
     /// <summary>Stacked biases <c>[3E]</c>, or null without bias (PyTorch name).</summary>
-    public Parameter? in_proj_bias;
+    public readonly Parameter? in_proj_bias;
     /// <summary>Output projection W_O (PyTorch name).</summary>
-    public Linear out_proj;
+    public readonly Linear out_proj;
 
     /// <summary>
     /// When true, every forward pass also computes the attention weights (explicit path) and keeps a detached copy in
@@ -49,22 +49,22 @@ public sealed class MultiheadAttention : nn.Module
     public Tensor? LastWeights { get; private set; }
 
     /// <summary>Creates the module with PyTorch's initialisation (Xavier-uniform in-projection, zero biases).</summary>
-    /// <param name="embedDim">Model width E.</param>
+    /// <param name="dModel">Model width E.</param>
     /// <param name="numHeads">Number of heads h; must divide E.</param>
     /// <param name="dropout">Dropout on the attention weights during training.</param>
     /// <param name="bias">Whether the projections have biases.</param>
-    public MultiheadAttention(long embedDim, long numHeads, double dropout = 0.0, bool bias = true) : base(nameof(MultiheadAttention))
+    public MultiheadAttention(long dModel, long numHeads, double dropout = 0.0, bool bias = true) : base(nameof(MultiheadAttention))
     {
-        if (embedDim <= 0 || numHeads <= 0 || embedDim % numHeads != 0)
-            throw new ArgumentException($"embed_dim ({embedDim}) must be a positive multiple of num_heads ({numHeads}).", nameof(numHeads));
+        if (dModel <= 0 || numHeads <= 0 || dModel % numHeads != 0)
+            throw new ArgumentException($"embed_dim ({dModel}) must be a positive multiple of num_heads ({numHeads}).", nameof(numHeads));
         if (!(dropout >= 0 && dropout < 1)) throw new ArgumentOutOfRangeException(nameof(dropout), $"dropout must be in [0, 1), got {dropout}.");
-        embed_dim = embedDim;
+        embed_dim = dModel;
         num_heads = numHeads;
-        head_dim = embedDim / numHeads;
+        head_dim = dModel / numHeads;
         this.dropout = dropout;
-        in_proj_weight = new Parameter(empty(3 * embedDim, embedDim));
-        in_proj_bias = bias ? new Parameter(zeros(3 * embedDim)) : null;
-        out_proj = nn.Linear(embedDim, embedDim, hasBias: bias);
+        in_proj_weight = new Parameter(empty(3 * dModel, dModel));
+        in_proj_bias = bias ? new Parameter(zeros(3 * dModel)) : null;
+        out_proj = nn.Linear(dModel, dModel, hasBias: bias);
         using (no_grad())
         {
             nn.init.xavier_uniform_(in_proj_weight);

@@ -8,21 +8,21 @@ namespace Workbook.Attention;
 public sealed class AttentionHead : nn.Module
 {
     /// <summary>W_Q^i: <c>[head_dim, E]</c>.</summary>
-    public Linear q_proj;
+    public readonly Linear q_proj;
     /// <summary>W_K^i: <c>[head_dim, E]</c>.</summary>
-    public Linear k_proj;
+    public readonly Linear k_proj;
     /// <summary>W_V^i: <c>[head_dim, E]</c>.</summary>
-    public Linear v_proj;
+    public readonly Linear v_proj;
 
     /// <summary>Creates a head.</summary>
-    /// <param name="embedDim">Model width E.</param>
+    /// <param name="dModel">Model width E.</param>
     /// <param name="headDim">This head's width.</param>
     /// <param name="bias">Whether the projections have biases.</param>
-    public AttentionHead(long embedDim, long headDim, bool bias = true) : base(nameof(AttentionHead))
+    public AttentionHead(long dModel, long headDim, bool bias = true) : base(nameof(AttentionHead))
     {
-        q_proj = nn.Linear(embedDim, headDim, hasBias: bias);
-        k_proj = nn.Linear(embedDim, headDim, hasBias: bias);
-        v_proj = nn.Linear(embedDim, headDim, hasBias: bias);
+        q_proj = nn.Linear(dModel, headDim, hasBias: bias);
+        k_proj = nn.Linear(dModel, headDim, hasBias: bias);
+        v_proj = nn.Linear(dModel, headDim, hasBias: bias);
         RegisterComponents();
     }
 
@@ -60,24 +60,24 @@ public sealed class SeparateHeadsAttention : nn.Module
     /// <summary>Dropout probability on the attention weights (training only).</summary>
     public readonly double dropout;
     /// <summary>The h heads.</summary>
-    public ModuleList<AttentionHead> heads;
+    public readonly ModuleList<AttentionHead> heads;
     /// <summary>W_O: <c>[E, E]</c>, mixes the concatenated heads.</summary>
-    public Linear out_proj;
+    public readonly Linear out_proj;
 
     /// <summary>Creates h heads of width E / h and the output projection.</summary>
-    /// <param name="embedDim">Model width E.</param>
+    /// <param name="dModel">Model width E.</param>
     /// <param name="numHeads">Number of heads; must divide E.</param>
     /// <param name="dropout">Dropout on the attention weights during training.</param>
     /// <param name="bias">Whether the projections have biases.</param>
-    public SeparateHeadsAttention(long embedDim, long numHeads, double dropout = 0.0, bool bias = true) : base(nameof(SeparateHeadsAttention))
+    public SeparateHeadsAttention(long dModel, long numHeads, double dropout = 0.0, bool bias = true) : base(nameof(SeparateHeadsAttention))
     {
-        if (embedDim <= 0 || numHeads <= 0 || embedDim % numHeads != 0)
-            throw new ArgumentException($"embed_dim ({embedDim}) must be a positive multiple of num_heads ({numHeads}).", nameof(numHeads));
-        embed_dim = embedDim;
-        head_dim = embedDim / numHeads;
+        if (dModel <= 0 || numHeads <= 0 || dModel % numHeads != 0)
+            throw new ArgumentException($"embed_dim ({dModel}) must be a positive multiple of num_heads ({numHeads}).", nameof(numHeads));
+        embed_dim = dModel;
+        head_dim = dModel / numHeads;
         this.dropout = dropout;
-        heads = new ModuleList<AttentionHead>(Enumerable.Range(0, (int)numHeads).Select(_ => new AttentionHead(embedDim, head_dim, bias)).ToArray());
-        out_proj = nn.Linear(embedDim, embedDim, hasBias: bias);
+        heads = new ModuleList<AttentionHead>(Enumerable.Range(0, (int)numHeads).Select(_ => new AttentionHead(dModel, head_dim, bias)).ToArray());
+        out_proj = nn.Linear(dModel, dModel, hasBias: bias);
         RegisterComponents();
     }
 

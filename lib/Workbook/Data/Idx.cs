@@ -11,7 +11,7 @@ namespace Workbook.Data;
 public sealed record IdxHeader(ScalarType Type, long[] Shape)
 {
     /// <summary>Number of elements (the product of <see cref="Shape"/>).</summary>
-    public long Count => Shape.Aggregate(1L, (a, b) => a * b);
+    public long Count => checked(Shape.Aggregate(1L, (a, b) => a * b));
 }
 
 /// <summary>
@@ -19,7 +19,10 @@ public sealed record IdxHeader(ScalarType Type, long[] Shape)
 /// plain or gzip-compressed. An IDX file is a 4-byte magic number <c>00 00 TT DD</c> (two zero bytes, the element
 /// type code TT, the number of dimensions DD), DD big-endian int32 sizes, then the elements in row-major order,
 /// multi-byte values big-endian. Bad magic numbers, truncated data, trailing bytes and broken gzip streams are
-/// rejected with an <see cref="InvalidDataException"/> that names the file and what is wrong.
+/// rejected with an <see cref="InvalidDataException"/> that names the file and what is wrong. The size the header
+/// claims is checked against the file before anything is allocated (exactly for a plain file; for gzip against the
+/// most deflate can expand, and the data is then read in chunks), so a lying header cannot make the reader allocate
+/// more than the data really there.
 /// </summary>
 public static class Idx
 {
@@ -37,10 +40,64 @@ public static class Idx
     /// <exception cref="InvalidDataException">Bad magic number, unknown type, truncated or over-long data, corrupt gzip.</exception>
     public static Tensor Read(string path)
     {
-        var (header, data) = ReadBytes(path);
-        var t = torch.empty(header.Shape, dtype: header.Type);
-        if (data.Length > 0) t.bytes = data;
-        return t;
+        using var s = Open(path);
+        try
+        {
+            var header = ParseHeader(s, path);
+            int size = Types.Values.First(t => t.Type == header.Type).Size;
+            long headerBytes = 4 + 4L * header.Shape.Length;
+            long count = header.Count * size; // cannot overflow: ParseHeader checked it
+            string Claim() => $"the header says [{string.Join(", ", header.Shape)}] {header.Type} = {count} bytes of data";
+            if (count > Array.MaxLength) throw new InvalidDataException($"'{path}': {Claim()}, more than one tensor read here can hold ({Array.MaxLength}).");
+            long fileLength = new FileInfo(path).Length;
+            Tensor t;
+            if (s is FileStream)
+            {
+                // A plain file must be exactly header + data: check before allocating anything.
+                long have = fileLength - headerBytes;
+                if (have < count) throw new InvalidDataException($"'{path}' is truncated: {Claim()}, but only {have} follow.");
+                if (have > count) throw new InvalidDataException($"'{path}' has {have - count} bytes after the data: {Claim()} but {have} follow; not a well-formed IDX file.");
+                t = torch.empty(header.Shape, dtype: header.Type);
+                if (count > 0) s.ReadExactly(t.bytes);
+            }
+            else
+            {
+                // Deflate expands at most 1032:1, so a short gzip file cannot hold what a big header claims; within that
+                // bound, read in chunks so that memory follows the data actually there, not the claim.
+                if ((count + headerBytes) / 1032 > fileLength + 1024)
+                    throw new InvalidDataException($"'{path}' is truncated or corrupt: {Claim()}, but a gzip file of {fileLength} bytes can hold at most about {1032 * fileLength} bytes.");
+                var chunks = new List<byte[]>();
+                long got = 0;
+                while (got < count)
+                {
+                    var chunk = new byte[Math.Min(count - got, 1 << 20)];
+                    int n = ReadFully(s, chunk, path);
+                    got += n;
+                    if (n < chunk.Length) throw new InvalidDataException($"'{path}' is truncated: {Claim()}, but only {got} follow.");
+                    chunks.Add(chunk);
+                }
+                if (ReadFully(s, new byte[1], path) != 0)
+                    throw new InvalidDataException($"'{path}' has bytes after the [{string.Join(", ", header.Shape)}] data the header announces: not a well-formed IDX file.");
+                t = torch.empty(header.Shape, dtype: header.Type);
+                if (count > 0)
+                {
+                    var dst = t.bytes;
+                    long at = 0;
+                    foreach (var chunk in chunks) { chunk.CopyTo(dst[(int)at..]); at += chunk.Length; }
+                }
+            }
+            if (size > 1 && BitConverter.IsLittleEndian) SwapEndianness(t.bytes, size);
+            return t;
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException($"'{path}' is truncated: it ended while its data was read (did the file change meanwhile?).", e);
+        }
+        catch (InvalidDataException e) when (e.Message.Contains('\'' + path + '\'') == false)
+        {
+            // GZipStream's own errors do not name the file.
+            throw new InvalidDataException($"'{path}' is a corrupt or truncated gzip file: {e.Message}", e);
+        }
     }
 
     /// <summary>Reads only the header (type and shape) of an IDX file.</summary>
@@ -83,34 +140,12 @@ public static class Idx
             if (d < 0) throw new InvalidDataException($"'{path}' has a negative size {d} for dimension {i}.");
             shape[i] = d;
         }
+        try { _ = checked(shape.Aggregate((long)type.Size, (a, b) => a * b)); }
+        catch (OverflowException)
+        {
+            throw new InvalidDataException($"'{path}': the dimensions [{string.Join(", ", shape)}] of {type.Name} elements make more bytes than 64 bits can count: not a valid IDX file.");
+        }
         return new IdxHeader(type.Type, shape);
-    }
-
-    static (IdxHeader Header, byte[] Data) ReadBytes(string path)
-    {
-        using var s = Open(path);
-        try
-        {
-            var header = ParseHeader(s, path);
-            int size = Types.Values.First(t => t.Type == header.Type).Size;
-            long count = header.Count * size;
-            if (count > Array.MaxLength) throw new InvalidDataException($"'{path}' announces {count} bytes of data, more than one array can hold.");
-            var data = new byte[count];
-            int got = ReadFully(s, data, path);
-            if (got < count)
-                throw new InvalidDataException($"'{path}' is truncated: the header says [{string.Join(", ", header.Shape)}] " +
-                    $"{header.Type} = {count} bytes of data, but only {got} follow.");
-            var extra = new byte[1];
-            if (ReadFully(s, extra, path) != 0)
-                throw new InvalidDataException($"'{path}' has bytes after the [{string.Join(", ", header.Shape)}] data the header announces: not a well-formed IDX file.");
-            if (size > 1 && BitConverter.IsLittleEndian) SwapEndianness(data, size);
-            return (header, data);
-        }
-        catch (InvalidDataException e) when (e.Message.Contains('\'' + path + '\'') == false)
-        {
-            // GZipStream's own errors do not name the file.
-            throw new InvalidDataException($"'{path}' is a corrupt or truncated gzip file: {e.Message}", e);
-        }
     }
 
     /// <summary>Reads until the buffer is full or the stream ends; a gzip stream cut short ends early or throws.</summary>
@@ -133,8 +168,8 @@ public static class Idx
         return total;
     }
 
-    static void SwapEndianness(byte[] data, int size)
+    static void SwapEndianness(Span<byte> data, int size)
     {
-        for (int i = 0; i < data.Length; i += size) Array.Reverse(data, i, size);
+        for (int i = 0; i < data.Length; i += size) data.Slice(i, size).Reverse();
     }
 }

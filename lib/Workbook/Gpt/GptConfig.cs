@@ -15,22 +15,26 @@ public sealed record GptConfig
     public int VocabSize { get; init; } = 50257;
 
     /// <summary>Context length, the number of learned positions (<c>n_positions</c>, nanoGPT's block_size).</summary>
-    public int NPositions { get; init; } = 1024;
+    public int MaxLength { get; init; } = 1024;
 
-    /// <summary>Width of the residual stream (<c>n_embd</c>, d_model).</summary>
-    public int NEmbd { get; init; } = 768;
+    /// <summary>Width of the residual stream, d_model (<c>n_embd</c>).</summary>
+    public int DModel { get; init; } = 768;
 
     /// <summary>Number of transformer blocks (<c>n_layer</c>).</summary>
-    public int NLayer { get; init; } = 12;
+    public int NumLayers { get; init; } = 12;
 
-    /// <summary>Number of attention heads (<c>n_head</c>); <see cref="NEmbd"/> must be divisible by it.</summary>
-    public int NHead { get; init; } = 12;
+    /// <summary>Number of attention heads (<c>n_head</c>); <see cref="DModel"/> must be divisible by it.</summary>
+    public int NumHeads { get; init; } = 12;
 
-    /// <summary>Hidden width of the MLP (<c>n_inner</c>); null means 4 × <see cref="NEmbd"/>, as in GPT-2.</summary>
-    public int? NInner { get; init; }
+    /// <summary>
+    /// Hidden width of the MLP, d_ff (<c>n_inner</c>): 4 × <see cref="DModel"/> unless set, as in GPT-2. The default
+    /// follows <see cref="DModel"/> (<c>config with { DModel = 64 }</c> gets 256); an explicit value is kept.
+    /// </summary>
+    public int DimFeedforward { get => _dimFeedforward ?? 4 * DModel; init => _dimFeedforward = value; }
+    readonly int? _dimFeedforward;
 
     /// <summary>LayerNorm epsilon (<c>layer_norm_epsilon</c>), 1e-5.</summary>
-    public double LayerNormEpsilon { get; init; } = 1e-5;
+    public double LayerNormEps { get; init; } = 1e-5;
 
     /// <summary>Dropout on embeddings, attention weights and residual branches (<c>embd_pdrop</c>, <c>attn_pdrop</c>, <c>resid_pdrop</c>); 0.1 in GPT-2's pretraining, 0 for inference.</summary>
     public double Dropout { get; init; }
@@ -38,23 +42,20 @@ public sealed record GptConfig
     /// <summary>Id of the end-of-text token (<c>eos_token_id</c>, also <c>bos_token_id</c>): 50256 in GPT-2.</summary>
     public int EosTokenId { get; init; } = 50256;
 
-    /// <summary>Head size, <see cref="NEmbd"/> / <see cref="NHead"/>.</summary>
-    public int HeadDim => NEmbd / NHead;
-
-    /// <summary>MLP hidden width actually used.</summary>
-    public int InnerDim => NInner ?? 4 * NEmbd;
+    /// <summary>Head size, <see cref="DModel"/> / <see cref="NumHeads"/>.</summary>
+    public int HeadDim => DModel / NumHeads;
 
     /// <summary>GPT-2 small: 12 layers, 12 heads, 768 wide, 124,439,808 parameters.</summary>
     public static GptConfig Gpt2 => new();
 
     /// <summary>GPT-2 medium: 24 layers, 16 heads, 1024 wide (354.8M parameters).</summary>
-    public static GptConfig Gpt2Medium => new() { NLayer = 24, NHead = 16, NEmbd = 1024 };
+    public static GptConfig Gpt2Medium => new() { NumLayers = 24, NumHeads = 16, DModel = 1024 };
 
     /// <summary>GPT-2 large: 36 layers, 20 heads, 1280 wide (774.0M parameters).</summary>
-    public static GptConfig Gpt2Large => new() { NLayer = 36, NHead = 20, NEmbd = 1280 };
+    public static GptConfig Gpt2Large => new() { NumLayers = 36, NumHeads = 20, DModel = 1280 };
 
     /// <summary>GPT-2 XL: 48 layers, 25 heads, 1600 wide (1557.6M parameters).</summary>
-    public static GptConfig Gpt2XL => new() { NLayer = 48, NHead = 25, NEmbd = 1600 };
+    public static GptConfig Gpt2XL => new() { NumLayers = 48, NumHeads = 25, DModel = 1600 };
 
     /// <summary>The published names: gpt2, gpt2-medium, gpt2-large, gpt2-xl.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"];
@@ -75,25 +76,25 @@ public sealed record GptConfig
     /// (2 × 2E), attention (E·3E + 3E and E·E + E) and MLP (E·4E + 4E and 4E·E + E), and the final LayerNorm.
     /// The LM head shares the token embedding, so it adds nothing.
     /// </summary>
-    public long ParameterCount => (long)VocabSize * NEmbd + (long)NPositions * NEmbd + NLayer * BlockParameterCount + 2L * NEmbd;
+    public long ParameterCount => (long)VocabSize * DModel + (long)MaxLength * DModel + NumLayers * BlockParameterCount + 2L * DModel;
 
     /// <summary>Parameters in one transformer block.</summary>
     public long BlockParameterCount
     {
         get
         {
-            long e = NEmbd, f = InnerDim;
+            long e = DModel, f = DimFeedforward;
             return 2 * e + (e * 3 * e + 3 * e) + (e * e + e) + 2 * e + (e * f + f) + (f * e + e);
         }
     }
 
     /// <summary>Checks that the sizes make sense.</summary>
-    /// <exception cref="ArgumentException">A size is not positive, or <see cref="NEmbd"/> is not divisible by <see cref="NHead"/>.</exception>
+    /// <exception cref="ArgumentException">A size is not positive, or <see cref="DModel"/> is not divisible by <see cref="NumHeads"/>.</exception>
     public GptConfig Validate()
     {
-        foreach (var (name, v) in new[] { (nameof(VocabSize), VocabSize), (nameof(NPositions), NPositions), (nameof(NEmbd), NEmbd), (nameof(NLayer), NLayer), (nameof(NHead), NHead), (nameof(InnerDim), InnerDim) })
+        foreach (var (name, v) in new[] { (nameof(VocabSize), VocabSize), (nameof(MaxLength), MaxLength), (nameof(DModel), DModel), (nameof(NumLayers), NumLayers), (nameof(NumHeads), NumHeads), (nameof(DimFeedforward), DimFeedforward) })
             if (v <= 0) throw new ArgumentException($"GptConfig.{name} must be positive, got {v}.");
-        if (NEmbd % NHead != 0) throw new ArgumentException($"GptConfig.NEmbd ({NEmbd}) must be divisible by NHead ({NHead}).");
+        if (DModel % NumHeads != 0) throw new ArgumentException($"GptConfig.DModel ({DModel}) must be divisible by NumHeads ({NumHeads}).");
         if (Dropout is < 0 or >= 1) throw new ArgumentException($"GptConfig.Dropout must be in [0, 1), got {Dropout}.");
         return this;
     }
@@ -112,18 +113,36 @@ public sealed record GptConfig
     public static GptConfig FromJson(string json, string source = "config.json")
     {
         JsonObject o;
-        try { o = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException($"'{source}' is empty."); }
+        try
+        {
+            var node = JsonNode.Parse(json) ?? throw new InvalidDataException($"'{source}' is empty (JSON null).");
+            o = node as JsonObject ?? throw new InvalidDataException($"'{source}' is not a config: expected a JSON object, got {node.GetValueKind()}.");
+            _ = o.Count; // materialises the properties: duplicate keys throw here
+        }
         catch (JsonException e) { throw new InvalidDataException($"'{source}' is not valid JSON: {e.Message}", e); }
+        catch (ArgumentException e) { throw new InvalidDataException($"'{source}' is not a valid config (a key appears twice?): {e.Message}", e); }
 
+        var problems = new List<string>();
         string? Str(string key) => o[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
-        int? Int(string key) => o[key] is JsonValue v && v.TryGetValue<double>(out var d) ? (int)d : null;
         double? Dbl(string key) => o[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
         bool? Bool(string key) => o[key] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : null;
+        var ints = new Dictionary<string, int?>();
+        int? Int(string key)
+        {
+            if (ints.TryGetValue(key, out var known)) return known;
+            int? value = null;
+            if (o[key] is JsonNode node)
+            {
+                // A size must be a whole number that fits an int: 1e12 would otherwise saturate to int.MaxValue.
+                if (node is JsonValue v && v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue) value = (int)d;
+                else problems.Add($"'{key}' is {node.ToJsonString()}, expected an integer in [{int.MinValue}, {int.MaxValue}]");
+            }
+            return ints[key] = value;
+        }
 
         var modelType = Str("model_type");
         if (modelType is not null && modelType != "gpt2")
             throw new InvalidDataException($"'{source}' describes a '{modelType}' model; only model_type 'gpt2' is supported.");
-        var problems = new List<string>();
         var act = Str("activation_function") ?? "gelu_new";
         if (act is not ("gelu_new" or "gelu_pytorch_tanh" or "gelu_fast"))
             problems.Add($"activation_function is '{act}', but this GPT-2 implements the tanh GELU ('gelu_new')");
@@ -132,25 +151,28 @@ public sealed record GptConfig
         if (Bool("scale_attn_weights") == false) problems.Add("scale_attn_weights is false (not supported)");
         if (Bool("add_cross_attention") == true) problems.Add("add_cross_attention is true (not supported)");
         foreach (var key in new[] { "vocab_size", "n_embd", "n_layer", "n_head" })
-            if (Int(key) is null) problems.Add($"'{key}' is missing");
-        if (Int("n_positions") is null && Int("n_ctx") is null) problems.Add("'n_positions' is missing");
+            if (Int(key) is null && o[key] is null) problems.Add($"'{key}' is missing");
+        if (Int("n_positions") is null && Int("n_ctx") is null && o["n_positions"] is null && o["n_ctx"] is null) problems.Add("'n_positions' is missing");
+        _ = Int("n_inner");
+        _ = Int("eos_token_id");
         if (problems.Count > 0) throw new InvalidDataException($"'{source}' is not a supported GPT-2 config: {string.Join("; ", problems)}.");
 
         var dropouts = new[] { Dbl("embd_pdrop"), Dbl("attn_pdrop"), Dbl("resid_pdrop") }.Where(d => d is not null).Select(d => d!.Value).ToList();
         try
         {
-            return new GptConfig
+            var config = new GptConfig
             {
                 VocabSize = Int("vocab_size")!.Value,
-                NPositions = Int("n_positions") ?? Int("n_ctx")!.Value,
-                NEmbd = Int("n_embd")!.Value,
-                NLayer = Int("n_layer")!.Value,
-                NHead = Int("n_head")!.Value,
-                NInner = Int("n_inner"),
-                LayerNormEpsilon = Dbl("layer_norm_epsilon") ?? 1e-5,
+                MaxLength = Int("n_positions") ?? Int("n_ctx")!.Value,
+                DModel = Int("n_embd")!.Value,
+                NumLayers = Int("n_layer")!.Value,
+                NumHeads = Int("n_head")!.Value,
+                LayerNormEps = Dbl("layer_norm_epsilon") ?? 1e-5,
                 Dropout = dropouts.Count > 0 ? dropouts.Max() : 0,
                 EosTokenId = Int("eos_token_id") ?? 50256,
-            }.Validate();
+            };
+            if (Int("n_inner") is int inner) config = config with { DimFeedforward = inner };
+            return config.Validate();
         }
         catch (ArgumentException e) { throw new InvalidDataException($"'{source}': {e.Message}", e); }
     }
@@ -167,14 +189,14 @@ public sealed record GptConfig
             ["embd_pdrop"] = Dropout,
             ["eos_token_id"] = EosTokenId,
             ["initializer_range"] = 0.02,
-            ["layer_norm_epsilon"] = LayerNormEpsilon,
+            ["layer_norm_epsilon"] = LayerNormEps,
             ["model_type"] = "gpt2",
-            ["n_ctx"] = NPositions,
-            ["n_embd"] = NEmbd,
-            ["n_head"] = NHead,
-            ["n_inner"] = NInner,
-            ["n_layer"] = NLayer,
-            ["n_positions"] = NPositions,
+            ["n_ctx"] = MaxLength,
+            ["n_embd"] = DModel,
+            ["n_head"] = NumHeads,
+            ["n_inner"] = _dimFeedforward,
+            ["n_layer"] = NumLayers,
+            ["n_positions"] = MaxLength,
             ["resid_pdrop"] = Dropout,
             ["scale_attn_weights"] = true,
             ["tie_word_embeddings"] = true,
@@ -186,5 +208,5 @@ public sealed record GptConfig
 
     /// <inheritdoc/>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"GPT-2 config: {NLayer} layers, {NHead} heads, n_embd {NEmbd}, context {NPositions}, vocab {VocabSize}, {ParameterCount:N0} parameters");
+        $"GPT-2 config: {NumLayers} layers, {NumHeads} heads, n_embd {DModel}, context {MaxLength}, vocab {VocabSize}, {ParameterCount:N0} parameters");
 }

@@ -62,7 +62,7 @@ public static class GptEvaluation
     static IEnumerable<(Tensor X, Tensor Y, int[] Starts)> Windows(GptModel model, IReadOnlyList<int> tokens, int blockSize, int batchSize)
     {
         if (tokens.Count < 2) throw new ArgumentException("Need at least two tokens to evaluate next-token loss.", nameof(tokens));
-        if (blockSize > model.Config.NPositions) throw new ArgumentException($"blockSize {blockSize} exceeds the context of {model.Config.NPositions}.", nameof(blockSize));
+        if (blockSize > model.Config.MaxLength) throw new ArgumentException($"blockSize {blockSize} exceeds the context of {model.Config.MaxLength}.", nameof(blockSize));
         return Iterate();
 
         IEnumerable<(Tensor, Tensor, int[])> Iterate()

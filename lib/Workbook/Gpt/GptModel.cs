@@ -23,11 +23,11 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// <summary>Creates the attention layer of a block.</summary>
     public CausalSelfAttention(GptConfig config) : base(nameof(CausalSelfAttention))
     {
-        _nHead = config.NHead;
-        _nEmbd = config.NEmbd;
+        _nHead = config.NumHeads;
+        _nEmbd = config.DModel;
         _attnDropout = config.Dropout;
-        c_attn = Linear(config.NEmbd, 3 * config.NEmbd);
-        c_proj = Linear(config.NEmbd, config.NEmbd);
+        c_attn = Linear(config.DModel, 3 * config.DModel);
+        c_proj = Linear(config.DModel, config.DModel);
         resid_dropout = Dropout(config.Dropout);
         RegisterComponents();
     }
@@ -74,8 +74,8 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     /// <summary>Creates the MLP of a block.</summary>
     public GptMlp(GptConfig config) : base(nameof(GptMlp))
     {
-        c_fc = Linear(config.NEmbd, config.InnerDim);
-        c_proj = Linear(config.InnerDim, config.NEmbd);
+        c_fc = Linear(config.DModel, config.DimFeedforward);
+        c_proj = Linear(config.DimFeedforward, config.DModel);
         dropout = Dropout(config.Dropout);
         RegisterComponents();
     }
@@ -109,9 +109,9 @@ public sealed class GptBlock : Module<Tensor, Tensor>
     /// <summary>Creates a block.</summary>
     public GptBlock(GptConfig config) : base(nameof(GptBlock))
     {
-        ln_1 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        ln_1 = LayerNorm(config.DModel, config.LayerNormEps);
         attn = new CausalSelfAttention(config);
-        ln_2 = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        ln_2 = LayerNorm(config.DModel, config.LayerNormEps);
         mlp = new GptMlp(config);
         RegisterComponents();
     }
@@ -133,7 +133,7 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
 /// <summary>
 /// GPT-2 (Radford et al. 2019), the same network as Hugging Face's <c>GPT2LMHeadModel</c>: token embedding
-/// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NLayer"/> pre-LN blocks <c>h.i</c>, a final
+/// <c>wte</c> plus learned position embedding <c>wpe</c>, <see cref="GptConfig.NumLayers"/> pre-LN blocks <c>h.i</c>, a final
 /// LayerNorm <c>ln_f</c>, and an LM head that reuses <c>wte</c>'s matrix (weight tying), so
 /// <c>logits = ln_f(h) · wteᵀ</c>. Parameter names are Hugging Face's without the <c>transformer.</c> prefix.
 /// Load real weights with <see cref="GptCheckpoint"/> or <see cref="GptHub"/>.
@@ -149,11 +149,11 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public GptModel(GptConfig config, Device? device = null) : base(nameof(GptModel))
     {
         Config = config.Validate();
-        wte = Embedding(config.VocabSize, config.NEmbd);
-        wpe = Embedding(config.NPositions, config.NEmbd);
+        wte = Embedding(config.VocabSize, config.DModel);
+        wpe = Embedding(config.MaxLength, config.DModel);
         drop = Dropout(config.Dropout);
-        h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NLayer).Select(_ => new GptBlock(config)).ToArray());
-        ln_f = LayerNorm(config.NEmbd, config.LayerNormEpsilon);
+        h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NumLayers).Select(_ => new GptBlock(config)).ToArray());
+        ln_f = LayerNorm(config.DModel, config.LayerNormEps);
         RegisterComponents();
         InitWeights();
         if (device is not null && device.type != DeviceType.CPU) this.to(device);
@@ -179,7 +179,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
     public void InitWeights()
     {
         using var _ = no_grad();
-        double residStd = 0.02 / Math.Sqrt(2.0 * Config.NLayer);
+        double residStd = 0.02 / Math.Sqrt(2.0 * Config.NumLayers);
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
@@ -205,12 +205,20 @@ public sealed class GptModel : Module<Tensor, Tensor>
     /// and the output of <c>ln_f</c> (Hugging Face's <c>output_hidden_states</c>); the caller disposes them.</param>
     /// <param name="lastPositionOnly">Return logits <c>[B, 1, V]</c> for the last position only: generation needs no
     /// more, and the LM head is the most expensive layer of a small model.</param>
-    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, or runs past the context length.</exception>
+    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, holds an id outside the vocabulary, or
+    /// runs past the context length; the positions are outside the context; or the cache was made for another config or batch.</exception>
     public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null, List<Tensor>? hiddenStates = null,
         bool lastPositionOnly = false)
     {
         CheckInput(idx, cache?.Length ?? 0);
         long B = idx.shape[0], T = idx.shape[1];
+        if (cache is not null) CheckCache(cache, B);
+        if (positions is not null)
+        {
+            if (positions.dim() != 2 || positions.shape[0] != B || positions.shape[1] != T || positions.dtype != ScalarType.Int64)
+                throw new ArgumentException($"Positions must be int64 [batch {B}, time {T}] like the token ids, got {positions.dtype} [{string.Join(", ", positions.shape)}].", nameof(positions));
+            CheckRange(positions, Config.MaxLength, "Position", "the context", nameof(positions));
+        }
 
         using var scope = NewDisposeScope();
         // One token without gradients (cached decoding): the linear layers become matrix-vector products on the
@@ -261,8 +269,10 @@ public sealed class GptModel : Module<Tensor, Tensor>
         if (idx.dtype != ScalarType.Int64) throw new ArgumentException($"Token ids must be int64, got {idx.dtype}.", nameof(idx));
         long T = idx.shape[1];
         if (T == 0) throw new ArgumentException("Token ids have no positions (T = 0).", nameof(idx));
-        if (past + T > Config.NPositions)
-            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.NPositions} positions.", nameof(idx));
+        if (past + T > Config.MaxLength)
+            throw new ArgumentException($"Sequence of {past + T} tokens ({past} cached + {T} new) is longer than the context of {Config.MaxLength} positions.", nameof(idx));
+        // libtorch's embedding would fail with "index out of range in self", naming neither the id nor the vocabulary.
+        CheckRange(idx, Config.VocabSize, "Token id", "the vocabulary", nameof(idx));
     }
 
     // Embeddings, blocks and ln_f, in the caller's dispose scope (hidden states go one scope further out, to Forward's caller).
@@ -284,6 +294,37 @@ public sealed class GptModel : Module<Tensor, Tensor>
         x = ln_f.forward(x);
         hiddenStates?.Add(x.detach().clone().MoveToOuterDisposeScope());
         return x;
+    }
+
+    /// <summary>Throws if a value of <paramref name="ids"/> is outside [0, <paramref name="limit"/>), naming the first one and where it is.</summary>
+    static void CheckRange(Tensor ids, long limit, string what, string range, string argument)
+    {
+        long min, max;
+        if (ids.numel() == 1) min = max = ids.item<long>(); // the single-token decode path: no reductions
+        else
+        {
+            using var mn = ids.min();
+            using var mx = ids.max();
+            min = mn.item<long>();
+            max = mx.item<long>();
+        }
+        if (min >= 0 && max < limit) return;
+        using var scope = NewDisposeScope();
+        var at = ids.lt(0).logical_or(ids.ge(limit)).nonzero()[0].cpu().data<long>().ToArray();
+        long value = ids[at[0], at[1]].item<long>();
+        throw new ArgumentException($"{what} {value} at [{at[0]}, {at[1]}] is outside {range} [0, {limit}).", argument);
+    }
+
+    /// <summary>Throws unless <paramref name="cache"/> was made for this model's layers and heads and for batch <paramref name="batch"/>.</summary>
+    void CheckCache(KvCache cache, long batch)
+    {
+        var c = cache.Config;
+        if (c.NumLayers != Config.NumLayers || c.NumHeads != Config.NumHeads || c.HeadDim != Config.HeadDim || cache.Capacity > Config.MaxLength)
+            throw new ArgumentException($"The KV cache was made for {c.NumLayers} layers × {c.NumHeads} heads × head size {c.HeadDim} with capacity {cache.Capacity}, " +
+                $"but this model has {Config.NumLayers} layers × {Config.NumHeads} heads × head size {Config.HeadDim} and a context of {Config.MaxLength}; " +
+                "create it with new KvCache(model.Config, ...).", nameof(cache));
+        if (cache.Batch != batch)
+            throw new ArgumentException($"The KV cache was made for batch {cache.Batch}, but the input has batch {batch}.", nameof(cache));
     }
 
     /// <summary>

@@ -30,7 +30,7 @@ public sealed class GptSequenceClassifier : Module<Tensor, Tensor>
         if (pad < 0 || pad >= backbone.Config.VocabSize)
             throw new ArgumentException($"padTokenId must be in [0, {backbone.Config.VocabSize}), got {pad}.", nameof(padTokenId));
         transformer = backbone;
-        score = Linear(backbone.Config.NEmbd, numClasses, hasBias: false, device: backbone.Device);
+        score = Linear(backbone.Config.DModel, numClasses, hasBias: false, device: backbone.Device);
         using (no_grad()) init.normal_(score.weight!, 0, 0.02);
         NumClasses = numClasses;
         PadTokenId = pad;
@@ -86,8 +86,8 @@ public sealed class GptSequenceClassifier : Module<Tensor, Tensor>
     /// <exception cref="ArgumentException">An empty sequence, or a length outside [1, context].</exception>
     public Tensor Pad(IEnumerable<IReadOnlyList<int>> sequences, int maxLength)
     {
-        if (maxLength > transformer.Config.NPositions)
-            throw new ArgumentException($"maxLength must be in [1, {transformer.Config.NPositions}], got {maxLength}.", nameof(maxLength));
+        if (maxLength > transformer.Config.MaxLength)
+            throw new ArgumentException($"maxLength must be in [1, {transformer.Config.MaxLength}], got {maxLength}.", nameof(maxLength));
         return PadRight(sequences, maxLength, PadTokenId, transformer.Device);
     }
 

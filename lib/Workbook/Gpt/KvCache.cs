@@ -20,19 +20,21 @@ public sealed class KvCache : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">Batch or capacity is not positive, or capacity exceeds the context length.</exception>
     public KvCache(GptConfig config, long batch, int capacity, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
         if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "The batch size must be positive.");
-        if (capacity <= 0 || capacity > config.NPositions)
-            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"The cache capacity must be in [1, n_positions = {config.NPositions}].");
+        if (capacity <= 0 || capacity > config.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"The cache capacity must be in [1, n_positions = {config.MaxLength}].");
         Config = config;
         Batch = batch;
         Capacity = capacity;
-        _keys = new Tensor[config.NLayer];
-        _values = new Tensor[config.NLayer];
-        for (int i = 0; i < config.NLayer; i++)
+        _keys = new Tensor[config.NumLayers];
+        _values = new Tensor[config.NumLayers];
+        for (int i = 0; i < config.NumLayers; i++)
         {
             // Detached from any dispose scope: the cache lives across generation steps, each of which has its own scope.
-            _keys[i] = zeros([batch, config.NHead, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
-            _values[i] = zeros([batch, config.NHead, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
+            _keys[i] = zeros([batch, config.NumHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
+            _values[i] = zeros([batch, config.NumHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
         }
     }
 
@@ -49,10 +51,17 @@ public sealed class KvCache : IDisposable
     public int Length { get; private set; }
 
     /// <summary>Layer <paramref name="layer"/>'s cached keys, <c>[B, H, Length, head_dim]</c> (a view).</summary>
-    public Tensor Key(int layer) => _keys[layer].narrow(2, 0, Length);
+    public Tensor Key(int layer) => _keys[CheckLayer(layer)].narrow(2, 0, Length);
 
     /// <summary>Layer <paramref name="layer"/>'s cached values, <c>[B, H, Length, head_dim]</c> (a view).</summary>
-    public Tensor Value(int layer) => _values[layer].narrow(2, 0, Length);
+    public Tensor Value(int layer) => _values[CheckLayer(layer)].narrow(2, 0, Length);
+
+    int CheckLayer(int layer)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return layer >= 0 && layer < _keys.Length ? layer
+            : throw new ArgumentOutOfRangeException(nameof(layer), layer, $"The cache holds layers 0 to {_keys.Length - 1}.");
+    }
 
     /// <summary>Forgets everything cached (the buffers are reused).</summary>
     public void Reset() => Length = 0;

@@ -260,8 +260,8 @@ public static class GptPretraining
     public static IEnumerable<PretrainingStep> Run(GptModel model, TokenDataset data, PretrainingOptions options,
         Func<Tensor, Tensor, Tensor>? loss = null, int startStep = 0, optim.Optimizer? optimizer = null)
     {
-        if (options.BlockSize > model.Config.NPositions)
-            throw new ArgumentException($"BlockSize {options.BlockSize} exceeds the model's context of {model.Config.NPositions}.", nameof(options));
+        if (options.BlockSize > model.Config.MaxLength)
+            throw new ArgumentException($"BlockSize {options.BlockSize} exceeds the model's context of {model.Config.MaxLength}.", nameof(options));
         loss ??= GptModel.Loss;
         optimizer ??= CreateOptimizer(model, options);
         var random = new Random(options.Seed + startStep);

@@ -9,7 +9,7 @@ public sealed record GenerationOptions
     /// <summary>At most this many new tokens.</summary>
     public int MaxNewTokens { get; init; } = 50;
 
-    /// <summary>Divides the logits before the softmax: &lt; 1 sharpens, &gt; 1 flattens. 0 means greedy (always the argmax).</summary>
+    /// <summary>Divides the logits before the softmax: &lt; 1 sharpens, &gt; 1 flattens. 0 means greedy (always the argmax). Must be finite.</summary>
     public double Temperature { get; init; } = 1.0;
 
     /// <summary>Keep only the k most likely tokens (0 = off).</summary>
@@ -44,11 +44,14 @@ public sealed record GenerationOptions
     public GenerationOptions Validate()
     {
         if (MaxNewTokens < 0) throw new ArgumentException($"MaxNewTokens must be ≥ 0, got {MaxNewTokens}.");
-        if (Temperature < 0 || double.IsNaN(Temperature)) throw new ArgumentException($"Temperature must be ≥ 0 (0 = greedy), got {Temperature}.");
+        if (!(Temperature >= 0) || double.IsInfinity(Temperature))
+            throw new ArgumentException($"Temperature must be finite and ≥ 0 (0 = greedy), got {Temperature}." +
+                (double.IsPositiveInfinity(Temperature) ? " (+∞ would sample uniformly from the whole vocabulary.)" : ""));
         if (TopK < 0) throw new ArgumentException($"TopK must be ≥ 0 (0 = off), got {TopK}.");
         if (TopP is <= 0 or > 1 || double.IsNaN(TopP)) throw new ArgumentException($"TopP must be in (0, 1], got {TopP}.");
         if (RepetitionPenalty <= 0 || double.IsNaN(RepetitionPenalty)) throw new ArgumentException($"RepetitionPenalty must be > 0 (1 = off), got {RepetitionPenalty}.");
-        if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("StopStrings must not contain empty strings.");
+        if (StopStrings is null) throw new ArgumentException("StopStrings must not be null; use [] for no stop strings.");
+        if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("StopStrings must not contain null or empty strings.");
         return this;
     }
 }
@@ -59,9 +62,21 @@ public sealed record GenerationOptions
 /// </summary>
 public static class Sampling
 {
-    /// <summary>Divides by the temperature (T &gt; 0).</summary>
-    public static Tensor ApplyTemperature(Tensor logits, double temperature) =>
-        temperature > 0 ? logits / temperature : throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "Temperature must be > 0 here; 0 means greedy (argmax).");
+    /// <summary>
+    /// Divides by the temperature (finite T &gt; 0). Below 1 each row's maximum is subtracted first: the softmax is the
+    /// same, but a tiny T (say 1e-300, which is 0 in float32) then drives the other logits to -∞ and keeps the maximum
+    /// at 0 (the argmax, the T → 0 limit) instead of overflowing them to ±∞ or NaN, which would make the softmax NaN.
+    /// </summary>
+    public static Tensor ApplyTemperature(Tensor logits, double temperature)
+    {
+        if (!(temperature > 0) || double.IsInfinity(temperature))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "Temperature must be finite and > 0 here; 0 means greedy (argmax).");
+        if (temperature >= 1) return logits / temperature;
+        using var scope = NewDisposeScope();
+        var shifted = logits - logits.amax([-1], keepdim: true); // ≤ 0, and 0 at each row's maximum
+        // 0 / T stays 0 even where T rounds to 0 in the logits' dtype (0 / 0 would be NaN).
+        return where(shifted.eq(0), zeros_like(shifted), shifted / temperature).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Keeps exactly the <paramref name="k"/> largest logits per row (ties broken by index), the rest -inf.</summary>
     public static Tensor TopK(Tensor logits, int k)

@@ -167,8 +167,8 @@ public sealed class TextGenerator
         for (int i = 0; i < prompts.Count; i++)
         {
             if (prompts[i].Count == 0) throw new ArgumentException($"Prompt {i} has no tokens; generation needs at least one.", nameof(prompts));
-            if (prompts[i].Count > cfg.NPositions)
-                throw new ArgumentException($"Prompt {i} has {prompts[i].Count} tokens, more than the model's context of {cfg.NPositions}.", nameof(prompts));
+            if (prompts[i].Count > cfg.MaxLength)
+                throw new ArgumentException($"Prompt {i} has {prompts[i].Count} tokens, more than the model's context of {cfg.MaxLength}.", nameof(prompts));
             var bad = prompts[i].FirstOrDefault(id => id < 0 || id >= cfg.VocabSize, -1);
             if (bad != -1 || prompts[i].Contains(-1)) throw new ArgumentException($"Prompt {i} has token id {bad}, outside the model's vocabulary [0, {cfg.VocabSize}).", nameof(prompts));
         }
@@ -187,7 +187,7 @@ public sealed class TextGenerator
         int windowStart = 0, fed = 0;
         bool wasTraining = model.training;
         model.eval();
-        using var cache = options.UseKvCache ? new KvCache(cfg, B, cfg.NPositions, device) : null;
+        using var cache = options.UseKvCache ? new KvCache(cfg, B, cfg.MaxLength, device) : null;
         using var generator = options.Seed is long seed && !options.IsGreedy ? new Generator((ulong)seed, device) : null;
         using var seen = options.RepetitionPenalty != 1 ? zeros(B, cfg.VocabSize, dtype: ScalarType.Bool, device: device).DetachFromDisposeScope() : null;
         if (seen is not null)
@@ -197,9 +197,9 @@ public sealed class TextGenerator
         {
             for (int step = 0; step < options.MaxNewTokens; step++)
             {
-                if (seq.Count - windowStart > cfg.NPositions) // context full: continue from the last half
+                if (seq.Count - windowStart > cfg.MaxLength) // context full: continue from the last half
                 {
-                    windowStart = seq.Count - Math.Max(1, cfg.NPositions / 2);
+                    windowStart = seq.Count - Math.Max(1, cfg.MaxLength / 2);
                     cache?.Reset();
                     fed = 0;
                 }

@@ -11,21 +11,19 @@ namespace Workbook.Plots;
 /// <summary>
 /// Display formatters that every .NET Interactive front end shares (they live in
 /// Microsoft.DotNet.Interactive.Formatting): Plotly charts as interactive offline plots, DataFrames as tables,
-/// tensors as a one-line summary, and the setup summary. Registered by <see cref="Notebook.Setup"/>; the
-/// Workbook runner and kernel format cell values with the same API.
+/// tensors as a one-line summary, and the setup summary. Registered by <see cref="Notebook.Setup"/>.
+/// The formatter registered last for a type wins: a kernel extension loaded later (Plotly.NET.Interactive's, which
+/// loads plotly.js from a CDN and draws nothing offline; Microsoft.Data.Analysis's DataFrame table) replaces ours
+/// until <see cref="Register"/> runs again.
 /// </summary>
 public static class Formatters
 {
-    static bool _registered;
-
     /// <summary>Rows of a DataFrame shown before "… n more rows".</summary>
     public static int DataFrameRowLimit { get; set; } = 20;
 
-    /// <summary>Registers the formatters; idempotent.</summary>
+    /// <summary>Registers the formatters (again): ours win over any registered before.</summary>
     public static void Register()
     {
-        if (_registered) return;
-        _registered = true;
         Formatter.Register<GenericChart>((chart, writer) => writer.Write(PlotlyHtml.ToHtml(chart)), HtmlFormatter.MimeType);
         Formatter.Register<GenericChart>((chart, writer) => writer.Write("Plotly chart (open the HTML output to see it)"), "text/plain");
         Formatter.Register<DataFrame>((df, writer) => writer.Write(DataFrameHtml(df)), HtmlFormatter.MimeType);

@@ -42,10 +42,13 @@ public sealed class Standardizer : IDisposable
             throw new ArgumentException($"Standardizer.Fit expects training features [rows >= 1, features], got shape [{string.Join(", ", train.shape)}].", nameof(train));
         using var scope = NewDisposeScope();
         var x = train.detach().to_type(ScalarType.Float64);
+        if (First(x.isinf()) is var (infRow, infCol))
+            throw new ArgumentException($"The training features contain ±∞ (first at row {infRow}, feature column {infCol}); a feature must be finite: fix or drop those rows.", nameof(train));
         var nan = x.isnan();
         long nanCount = nan.sum().item<long>();
         if (nanCount > 0 && !imputeMissing)
-            throw new ArgumentException($"The training features contain {nanCount} NaN value(s); pass imputeMissing: true to fill them with the training mean, or clean the data first.", nameof(train));
+            throw new ArgumentException($"The training features contain {nanCount} NaN value(s) (first at row {First(nan)!.Value.Row}, feature column {First(nan)!.Value.Column}); " +
+                "pass imputeMissing: true to fill them with the training mean, or clean the data first.", nameof(train));
         var observed = (~nan).to_type(ScalarType.Float64);
         var count = observed.sum(dim: 0);
         var empty = (count == 0).nonzero();
@@ -67,11 +70,23 @@ public sealed class Standardizer : IDisposable
         if (x.dim() != 2 || x.shape[1] != Features)
             throw new ArgumentException($"This Standardizer was fitted on {Features} features; got shape [{string.Join(", ", x.shape)}], expected [rows, {Features}].", nameof(x));
         using var scope = NewDisposeScope();
-        var z = (x.to_type(ScalarType.Float64) - Mean.to(x.device)) / Std.to(x.device);
+        var x64 = x.to_type(ScalarType.Float64);
+        if (First(x64.isinf()) is var (infRow, infCol))
+            throw new ArgumentException($"The features contain ±∞ (first at row {infRow}, feature column {infCol}); a feature must be finite.", nameof(x));
+        var z = (x64 - Mean.to(x.device)) / Std.to(x.device);
         if (ImputeMissing) z = z.nan_to_num(0.0);
-        else if (z.isnan().any().item<bool>())
-            throw new ArgumentException("The features contain NaN values, but this Standardizer was fitted without imputeMissing.", nameof(x));
+        else if (First(z.isnan()) is var (nanRow, nanCol))
+            throw new ArgumentException($"The features contain NaN values (first at row {nanRow}, feature column {nanCol}), but this Standardizer was fitted without imputeMissing.", nameof(x));
         return z.to_type(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The first (row, column) where the bool matrix is true, or null.</summary>
+    static (long Row, long Column)? First(Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        if (!mask.any().item<bool>()) return null;
+        var at = mask.nonzero()[0].cpu().data<long>().ToArray();
+        return (at[0], at[1]);
     }
 
     /// <summary>Undoes <see cref="Transform"/>: z * std + mean.</summary>

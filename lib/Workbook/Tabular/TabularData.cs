@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Data.Analysis;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -90,7 +91,15 @@ public static class TabularData
             for (long i = 0; i < rows; i++)
             {
                 var v = c[i];
-                data[i * d + j] = v is null ? double.NaN : v is bool b ? (b ? 1 : 0) : Convert.ToDouble(v);
+                double x = v is null ? double.NaN : v is bool b ? (b ? 1 : 0) : Convert.ToDouble(v, CultureInfo.InvariantCulture);
+                // An "Infinity" or "NaN" cell parses as a number; left in, it surfaces much later as "features contain NaN".
+                if (double.IsInfinity(x))
+                    throw new ArgumentException($"Column '{c.Name}' has {(x > 0 ? "+∞" : "-∞")} (Infinity) in row {i}; a feature must be finite. " +
+                        "Fix or drop that row, or replace the value (e.g. with a large finite number).", nameof(frame));
+                if (v is not null && double.IsNaN(x) && missing == MissingValues.Throw)
+                    throw new ArgumentException($"Column '{c.Name}' has NaN in row {i}. Fix or drop that row, or pass missing: MissingValues.AsNaN " +
+                        "and impute with a Standardizer fitted on the training rows.", nameof(frame));
+                data[i * d + j] = x;
             }
         }
         using var t = tensor(data, new[] { rows, (long)d }, ScalarType.Float64);
@@ -106,7 +115,11 @@ public static class TabularData
     {
         var c = Column(frame, column, nameof(column));
         if (c.NullCount > 0)
-            throw new ArgumentException($"Label column '{column}' has {c.NullCount} missing value(s); drop those rows first (frame.DropNulls()).", nameof(column));
+            throw new ArgumentException($"Label column '{column}' has {c.NullCount} missing value(s), the first in row {FirstRow(c, v => v is null)}; " +
+                "drop those rows first (frame.DropNulls()).", nameof(column));
+        // DataFrame.LoadCsv reads an empty text cell as "", which would otherwise become a class of its own.
+        if (!IsNumeric(c) && FirstRow(c, v => v is string text && string.IsNullOrWhiteSpace(text)) is long blank and >= 0)
+            throw new ArgumentException($"Label column '{column}' is empty in row {blank}; every row needs a class. Drop or fix the rows with empty labels.", nameof(column));
         var values = Enumerable.Range(0, (int)c.Length).Select(i => c[i]!).ToArray();
         string Key(object v) => Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture)!;
         IReadOnlyList<string> names = classes ?? (IsNumeric(c)
@@ -121,6 +134,109 @@ public static class TabularData
                 throw new ArgumentException($"Label column '{column}' has value '{key}' in row {i}, which is not one of the classes {string.Join(", ", names)}.", nameof(classes));
         }
         return new EncodedLabels(tensor(labels), names);
+    }
+
+    static long FirstRow(DataFrameColumn c, Func<object?, bool> test)
+    {
+        for (long i = 0; i < c.Length; i++) if (test(c[i])) return i;
+        return -1;
+    }
+
+    /// <summary>
+    /// Reads a CSV file (RFC 4180: a header row, <paramref name="separator"/>-separated cells, <c>"quoted"</c> cells
+    /// that may hold separators, newlines and <c>""</c> for a quote) into a DataFrame of double columns (every
+    /// non-empty cell a number in <paramref name="culture"/>, default invariant) and string columns (anything else);
+    /// empty cells are missing (null). Unlike <c>DataFrame.LoadCsv</c>, which reads the quoted cell <c>"2,5"</c> as
+    /// 25, a number written with a comma in an otherwise numeric column is an error naming the row and column, and a
+    /// row with more or fewer cells than the header is an error too. Rows are numbered from 0, as in the DataFrame;
+    /// the message also gives the file's line.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">An unterminated quote, a row of the wrong width, a duplicate or empty
+    /// header, or an ambiguous number; the message names the file, the row and the column.</exception>
+    public static DataFrame LoadCsv(string path, char separator = ',', CultureInfo? culture = null)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"CSV file not found: '{path}'.", path);
+        culture ??= CultureInfo.InvariantCulture;
+        var records = ReadCsv(File.ReadAllText(path), separator, path);
+        if (records.Count == 0) throw new InvalidDataException($"'{path}' is empty: a CSV file needs a header row.");
+        var (header, headerLine) = records[0];
+        for (int j = 0; j < header.Count; j++)
+        {
+            if (string.IsNullOrWhiteSpace(header[j])) throw new InvalidDataException($"'{path}': column {j} of the header (line {headerLine}) has no name.");
+            int first = header.IndexOf(header[j]);
+            if (first != j) throw new InvalidDataException($"'{path}': the header (line {headerLine}) names two columns '{header[j]}' (columns {first} and {j}).");
+        }
+        var rows = records.Skip(1).ToList();
+        for (int i = 0; i < rows.Count; i++)
+            if (rows[i].Cells.Count != header.Count)
+                throw new InvalidDataException($"'{path}': row {i} (line {rows[i].Line}) has {rows[i].Cells.Count} cells, but the header has {header.Count} columns ({string.Join(", ", header)}).");
+
+        var frame = new DataFrame();
+        for (int j = 0; j < header.Count; j++)
+        {
+            var numbers = new double?[rows.Count];
+            bool numeric = true;
+            int commaRow = -1;
+            for (int i = 0; i < rows.Count && numeric; i++)
+            {
+                var cell = rows[i].Cells[j].Trim();
+                if (cell.Length == 0) continue;
+                if (double.TryParse(cell, NumberStyles.Float, culture, out var x)) numbers[i] = x;
+                else if (double.TryParse(cell, NumberStyles.Float | NumberStyles.AllowThousands, culture, out _)
+                    || double.TryParse(cell.Replace(',', '.'), NumberStyles.Float, CultureInfo.InvariantCulture, out _))
+                { if (commaRow < 0) commaRow = i; }
+                else numeric = false;
+            }
+            if (numeric && commaRow >= 0)
+                throw new InvalidDataException($"'{path}': row {commaRow} (line {rows[commaRow].Line}), column '{header[j]}' holds \"{rows[commaRow].Cells[j]}\", " +
+                    $"which is not a number in the {(culture.Name.Length == 0 ? "invariant" : culture.Name)} culture (a decimal comma or a thousands separator?) " +
+                    "although the column's other cells are numbers. Write it as 2.5 (or 2500), or pass the file's culture.");
+            frame.Columns.Add(numeric
+                ? new DoubleDataFrameColumn(header[j], numbers)
+                : new StringDataFrameColumn(header[j], rows.Select(r => r.Cells[j].Length == 0 ? null : r.Cells[j])));
+        }
+        return frame;
+    }
+
+    /// <summary>RFC 4180 records with the file line each starts on (1-based); blank lines are skipped.</summary>
+    static List<(List<string> Cells, int Line)> ReadCsv(string text, char separator, string path)
+    {
+        var records = new List<(List<string>, int)>();
+        var cells = new List<string>();
+        var cell = new System.Text.StringBuilder();
+        int line = 1, recordLine = 1, quoteLine = 0;
+        bool quoted = false, wasQuoted = false;
+        void EndCell() { cells.Add(wasQuoted ? cell.ToString() : cell.ToString().Trim()); cell.Clear(); wasQuoted = false; }
+        void EndRecord()
+        {
+            EndCell();
+            if (!(cells.Count == 1 && cells[0].Length == 0)) records.Add((cells, recordLine));
+            cells = new List<string>();
+        }
+        if (text.Length > 0 && text[0] == '\uFEFF') text = text[1..]; // a UTF-8 byte order mark
+        for (int i = 0; i < text.Length; i++)
+        {
+            char ch = text[i];
+            if (quoted)
+            {
+                if (ch == '"' && i + 1 < text.Length && text[i + 1] == '"') { cell.Append('"'); i++; }
+                else if (ch == '"') quoted = false;
+                else { if (ch == '\n') line++; cell.Append(ch); }
+            }
+            else if (ch == '"' && cell.ToString().Trim().Length == 0) { quoted = wasQuoted = true; cell.Clear(); quoteLine = line; }
+            else if (ch == separator) EndCell();
+            else if (ch == '\n' || ch == '\r')
+            {
+                if (ch == '\r' && i + 1 < text.Length && text[i + 1] == '\n') i++;
+                EndRecord();
+                recordLine = ++line;
+            }
+            else cell.Append(ch);
+        }
+        if (quoted) throw new InvalidDataException($"'{path}': the quote opened on line {quoteLine} is never closed.");
+        EndRecord();
+        return records;
     }
 
     /// <summary>Copies a tensor [rows, columns] (or [rows]) into a DataFrame of double columns with the given names.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using TorchSharp;
 using Workbook.IO;
@@ -35,8 +36,9 @@ public sealed record CheckpointInfo(string Path, int Epoch, long Step, int Seed,
 /// <item>metadata: format, epoch, step, seed, the training history as JSON, the optimizer type and learning rates.</item>
 /// </list>
 /// Loading checks everything before changing anything: a corrupt or truncated file, a file that is not a checkpoint,
-/// and missing, unexpected or mis-shaped tensors all raise a <see cref="CheckpointException"/> that lists them by
-/// name with both shapes, and the model is left untouched.
+/// missing, unexpected or mis-shaped tensors (model and optimizer), metadata that does not parse, and an RNG state
+/// that is not a valid state of torch's CPU generator all raise a <see cref="CheckpointException"/> that lists them
+/// by name with what was expected and found, and the model, optimizer and RNG are left untouched.
 /// </summary>
 public static class Checkpoint
 {
@@ -89,7 +91,10 @@ public static class Checkpoint
 
     /// <summary>
     /// Loads a checkpoint into <paramref name="model"/> (and <paramref name="optimizer"/>), after checking that every
-    /// tensor is present with the right shape and dtype; restores torch's CPU RNG state unless told not to.
+    /// tensor is present with the right shape and dtype, that the metadata parses (epoch, step, seed, history, learning
+    /// rates) and that the RNG state is a valid state of torch's CPU generator; restores that state unless told not to.
+    /// Nothing is changed unless the whole checkpoint is valid. Orphaned temporary files of interrupted saves of
+    /// <paramref name="path"/> are deleted first (<see cref="SafeTensors.DeleteOrphanedTemporaryFiles"/>).
     /// </summary>
     /// <param name="path">The file.</param>
     /// <param name="model">The model, built with the same architecture.</param>
@@ -99,8 +104,18 @@ public static class Checkpoint
     /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
     /// <exception cref="CheckpointException">Corrupt, truncated, not a checkpoint, or mismatched; the message lists each problem.</exception>
     public static CheckpointInfo Load(string path, torch.nn.Module model, torch.optim.Optimizer? optimizer = null, bool restoreRng = true,
-        Dictionary<string, Tensor>? extraTensors = null)
+        Dictionary<string, Tensor>? extraTensors = null) => LoadValidated(path, model, optimizer, restoreRng, extraTensors, validate: null);
+
+    /// <summary>
+    /// <see cref="Load(string, torch.nn.Module, torch.optim.Optimizer?, bool, Dictionary{string, Tensor}?)"/> with a
+    /// caller's own checks (<paramref name="validate"/> gets the parsed info and the <c>extra.*</c> tensors and returns
+    /// its problems), run with all the others before anything is changed.
+    /// </summary>
+    internal static CheckpointInfo LoadValidated(string path, torch.nn.Module model, torch.optim.Optimizer? optimizer, bool restoreRng,
+        Dictionary<string, Tensor>? extraTensors, Func<CheckpointInfo, IReadOnlyDictionary<string, Tensor>, IEnumerable<string>>? validate)
     {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint not found: '{path}'.", path);
+        SafeTensors.DeleteOrphanedTemporaryFiles(path);
         SafeTensorsHeader header;
         try { header = SafeTensors.ReadHeader(path); }
         catch (InvalidDataException e) { throw new CheckpointException($"Cannot load checkpoint: {e.Message}", e); }
@@ -108,6 +123,7 @@ public static class Checkpoint
             throw new CheckpointException($"'{path}' is a safetensors file but not a Workbook checkpoint (format '{format ?? "none"}', expected " +
                 $"'{Format}'). For plain weights use SafeTensors.Load and load_state_dict.");
 
+        // 1. What the header alone tells: the model's tensors, the RNG state's dtype and size, the metadata.
         var problems = new List<string>();
         var modelState = model.state_dict();
         var inFile = header.Tensors.ToDictionary(t => t.Name);
@@ -120,9 +136,23 @@ public static class Checkpoint
         }
         foreach (var info in header.Tensors.Where(t => t.Name.StartsWith("model.", StringComparison.Ordinal) && !modelState.ContainsKey(t.Name[6..])))
             problems.Add($"unexpected {info.Name} {Shape(info.Shape)} (the model has no such tensor)");
-        if (restoreRng && !inFile.ContainsKey("rng.cpu")) problems.Add("missing rng.cpu (torch's RNG state)");
         if (problems.Count > 0) throw Mismatch(path, problems);
+        if (restoreRng)
+        {
+            if (!inFile.TryGetValue("rng.cpu", out var rng)) problems.Add("missing rng.cpu (torch's RNG state)");
+            else if (CpuRngState.CheckHeader(rng.DType, rng.Shape) is { } rngProblem) problems.Add(rngProblem);
+        }
+        var meta = header.Metadata;
+        int epoch = (int)ParseInteger(meta, "epoch", 0, int.MaxValue, problems);
+        long step = ParseInteger(meta, "step", 0, long.MaxValue, problems);
+        int seed = (int)ParseInteger(meta, "seed", int.MinValue, int.MaxValue, problems);
+        TrainingHistory history = new();
+        if (meta.TryGetValue("history", out var h))
+            try { history = TrainingHistory.FromJson(h); }
+            catch (InvalidDataException e) { problems.Add($"the training history in the metadata is corrupt: {e.Message}"); }
+        if (problems.Count > 0) throw Invalid(path, problems);
 
+        // 2. The tensors themselves: optimizer state, RNG state content, the caller's checks (e.g. the Trainer's best weights).
         Dictionary<string, Tensor> tensors;
         try { tensors = SafeTensors.Load(path); }
         catch (InvalidDataException e) { throw new CheckpointException($"Cannot load checkpoint: {e.Message}", e); }
@@ -130,25 +160,27 @@ public static class Checkpoint
         {
             if (optimizer is not null)
             {
-                problems.AddRange(Optimizers.CheckState(optimizer, model, tensors, header.Metadata));
+                problems.AddRange(Optimizers.CheckState(optimizer, model, tensors, meta));
                 if (problems.Count > 0) throw Mismatch(path, problems);
             }
+            if (restoreRng && CpuRngState.Check(tensors["rng.cpu"].bytes) is { } rngProblem) problems.Add(rngProblem);
+            var result = new CheckpointInfo(path, epoch, step, seed, history, meta);
+            var extras = tensors.Where(kv => kv.Key.StartsWith("extra.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value);
+            if (validate is not null) problems.AddRange(validate(result, extras));
+            if (problems.Count > 0) throw Invalid(path, problems);
+
+            // 3. Everything checked: apply.
             using (torch.no_grad())
                 foreach (var (name, t) in modelState) t.copy_(tensors["model." + name]);
-            if (optimizer is not null) Optimizers.ImportState(optimizer, model, tensors, header.Metadata);
+            if (optimizer is not null) Optimizers.ImportState(optimizer, model, tensors, meta);
             if (restoreRng) torch.set_rng_state(tensors["rng.cpu"]);
             if (extraTensors is not null)
-                foreach (var (k, v) in tensors.Where(kv => kv.Key.StartsWith("extra.", StringComparison.Ordinal)))
+                foreach (var (k, v) in extras)
                 {
-                    extraTensors[k[6..]] = v;
-                    tensors.Remove(k);
+                    extraTensors[k] = v;
+                    tensors.Remove("extra." + k);
                 }
-
-            var meta = header.Metadata;
-            TrainingHistory history;
-            try { history = meta.TryGetValue("history", out var h) ? TrainingHistory.FromJson(h) : new TrainingHistory(); }
-            catch (InvalidDataException e) { throw new CheckpointException($"'{path}': the training history in the metadata is corrupt: {e.Message}", e); }
-            return new CheckpointInfo(path, ParseInt(meta, "epoch", path), ParseLong(meta, "step", path), ParseInt(meta, "seed", path), history, meta);
+            return result;
         }
         finally
         {
@@ -160,11 +192,79 @@ public static class Checkpoint
         new($"Checkpoint '{path}' does not match the model/optimizer ({problems.Count} problem{(problems.Count == 1 ? "" : "s")}):\n  " +
             string.Join("\n  ", problems)) { Problems = problems.ToArray() };
 
-    static int ParseInt(IReadOnlyDictionary<string, string> meta, string key, string path) => (int)ParseLong(meta, key, path);
+    static CheckpointException Invalid(string path, List<string> problems) =>
+        new($"Checkpoint '{path}' is invalid ({problems.Count} problem{(problems.Count == 1 ? "" : "s")}); nothing was loaded:\n  " +
+            string.Join("\n  ", problems)) { Problems = problems.ToArray() };
 
-    static long ParseLong(IReadOnlyDictionary<string, string> meta, string key, string path) =>
-        meta.TryGetValue(key, out var v) && long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) ? x
-        : throw new CheckpointException($"'{path}': metadata '{key}' is missing or not an integer ('{v}').");
+    static long ParseInteger(IReadOnlyDictionary<string, string> meta, string key, long min, long max, List<string> problems)
+    {
+        if (!meta.TryGetValue(key, out var v)) { problems.Add($"metadata '{key}' is missing (expected an integer in [{min}, {max}])"); return 0; }
+        if (!long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var x) || x < min || x > max)
+        {
+            problems.Add($"metadata '{key}' is '{v}', expected an integer in [{min}, {max}]");
+            return 0;
+        }
+        return x;
+    }
 
     static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
+}
+
+/// <summary>
+/// Checks the bytes of torch's CPU generator state before they reach libtorch, whose <c>set_rng_state</c> aborts the
+/// whole process (a C++ exception through the native boundary) on a state of the wrong type or size or an invalid
+/// mt19937 state. The layout is libtorch's <c>CPUGeneratorImplState</c> (<c>aten/src/ATen/CPUGeneratorImpl.cpp</c>),
+/// 5,056 bytes in libtorch 2.x: the legacy POD <c>{ int64 the_initial_seed; int32 left; int32 seeded; uint64 next;
+/// uint64 state[624]; double normal_x, normal_y, normal_rho; int32 normal_is_valid; }</c> (5,048 bytes with padding),
+/// then <c>float next_float_normal_sample; bool is_next_float_normal_sample_valid;</c>. libtorch itself requires
+/// seeded, 1 ≤ left ≤ 624 and next ≤ 624; the generator also keeps left + next = 625 once it has drawn (left 1, next 0
+/// right after seeding), its state words are 32-bit values stored in 64-bit slots, and the flags are 0 or 1.
+/// </summary>
+static class CpuRngState
+{
+    /// <summary>Bytes of the state this library knows the layout of.</summary>
+    public const int Size = 5056;
+
+    const int N = 624, LeftAt = 8, SeededAt = 12, NextAt = 16, StateAt = 24, NormalValidAt = 5040, FloatNormalValidAt = 5052;
+
+    /// <summary>Null when this process's libtorch uses the known layout, else why rng.cpu cannot be restored safely.</summary>
+    static readonly Lazy<string?> RuntimeProblem = new(() =>
+    {
+        using var live = torch.get_rng_state();
+        if (live.dtype != ScalarType.Byte || live.numel() != Size)
+            return $"this libtorch's CPU generator state is {SafeTensors.DTypeName(live.dtype)} [{live.numel()}], a layout this library does not know " +
+                $"(it knows U8 [{Size}]); restoring rng.cpu is not safe: load with restoreRng: false";
+        return Check(live.bytes) is { } p ? $"this libtorch's own CPU generator state fails the layout check ({p}); load with restoreRng: false" : null;
+    });
+
+    /// <summary>What is wrong with an <c>rng.cpu</c> entry's dtype and shape (null if nothing).</summary>
+    public static string? CheckHeader(string dtype, long[] shape)
+    {
+        if (RuntimeProblem.Value is { } runtime) return runtime;
+        if (dtype != "U8" || shape.Length != 1 || shape[0] != Size)
+            return $"rng.cpu is {dtype} [{string.Join(", ", shape)}] but torch's CPU generator state is U8 [{Size}] (from another libtorch, or corrupt)";
+        return null;
+    }
+
+    /// <summary>What is wrong with the state bytes (null if they form a valid generator state).</summary>
+    public static string? Check(ReadOnlySpan<byte> s)
+    {
+        if (s.Length != Size) return $"rng.cpu has {s.Length} bytes, expected {Size}";
+        const string corrupt = "rng.cpu (torch's CPU generator state) is corrupt: ";
+        int left = BinaryPrimitives.ReadInt32LittleEndian(s[LeftAt..]);
+        int seeded = BinaryPrimitives.ReadInt32LittleEndian(s[SeededAt..]);
+        ulong next = BinaryPrimitives.ReadUInt64LittleEndian(s[NextAt..]);
+        if (seeded != 1) return corrupt + $"its 'seeded' flag (byte {SeededAt}) is {seeded}, expected 1";
+        if (left is < 1 or > N) return corrupt + $"its mt19937 'left' counter (byte {LeftAt}) is {left}, expected 1 to {N}";
+        if (next > N) return corrupt + $"its mt19937 'next' index (byte {NextAt}) is {next}, expected 0 to {N}";
+        if (!(left == 1 && next == 0) && left + (long)next != N + 1)
+            return corrupt + $"its mt19937 position is inconsistent: left {left} + next {next} = {left + (long)next}, expected {N + 1} (or left 1, next 0 after seeding)";
+        for (int i = 0; i < N; i++)
+            if (BinaryPrimitives.ReadUInt64LittleEndian(s[(StateAt + 8 * i)..]) >> 32 != 0)
+                return corrupt + $"mt19937 state word {i} (byte {StateAt + 8 * i}) does not fit in 32 bits";
+        int normalValid = BinaryPrimitives.ReadInt32LittleEndian(s[NormalValidAt..]);
+        if (normalValid is not (0 or 1)) return corrupt + $"its 'normal_is_valid' flag (byte {NormalValidAt}) is {normalValid}, expected 0 or 1";
+        if (s[FloatNormalValidAt] > 1) return corrupt + $"its float-normal flag (byte {FloatNormalValidAt}) is {s[FloatNormalValidAt]}, expected 0 or 1";
+        return null;
+    }
 }

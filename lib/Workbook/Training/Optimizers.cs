@@ -102,12 +102,18 @@ public static class Optimizers
             }
             if (StepOf(state) is not null)
             {
-                expected.Add(prefix + name + ".step");
-                if (!tensors.ContainsKey(prefix + name + ".step")) problems.Add($"missing {prefix}{name}.step []");
+                var key = prefix + name + ".step";
+                expected.Add(key);
+                if (!tensors.TryGetValue(key, out var step)) problems.Add($"missing {key} []");
+                else if (step.dtype != ScalarType.Int64 || step.dim() != 0)
+                    problems.Add($"{key} is {Shape(step.shape)} {step.dtype} in the checkpoint but must be an Int64 scalar []");
+                else if (step.item<long>() is var n && n < 0) problems.Add($"{key} is {n}, expected a step count ≥ 0");
             }
         }
         foreach (var key in tensors.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && !expected.Contains(k)).OrderBy(k => k))
             problems.Add($"unexpected {key} {Shape(tensors[key].shape)} (no such parameter in the optimizer)");
+        if (metadata.TryGetValue("optimizer.lr", out var lrs) && LearningRateProblem(lrs, optimizer.ParamGroups.Count()) is { } lrProblem)
+            problems.Add(lrProblem);
         return problems;
     }
 
@@ -149,11 +155,22 @@ public static class Optimizers
         }
         if (metadata.TryGetValue("optimizer.lr", out var lrs))
         {
-            var values = lrs.Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+            if (LearningRateProblem(lrs, optimizer.ParamGroups.Count()) is { } problem) throw new ArgumentException(problem + "; call CheckState first.", nameof(metadata));
+            var values = ParseRates(lrs);
             int i = 0;
-            foreach (var g in optimizer.ParamGroups)
-                if (i < values.Length) g.LearningRate = values[i++];
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = values[i++];
         }
+    }
+
+    static double[] ParseRates(string lrs) =>
+        lrs.Split(',').Select(v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) ? x : double.NaN).ToArray();
+
+    /// <summary>What is wrong with the saved learning rates (null if nothing): one finite rate ≥ 0 per parameter group.</summary>
+    static string? LearningRateProblem(string lrs, int groups)
+    {
+        var values = ParseRates(lrs);
+        if (values.Length != groups) return $"metadata 'optimizer.lr' is '{lrs}': {values.Length} rate(s), but the optimizer has {groups} parameter group(s)";
+        return values.Any(v => !double.IsFinite(v) || v < 0) ? $"metadata 'optimizer.lr' is '{lrs}', expected {groups} comma-separated finite rate(s) ≥ 0" : null;
     }
 
     static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";

@@ -332,9 +332,10 @@ public sealed class Trainer
     {
         var meta = new Dictionary<string, string>
         {
-            ["trainer.early_stopping"] = JsonSerializer.Serialize(new EarlyStoppingState(_bestValue, _epochsWithoutImprovement)),
+            ["trainer.early_stopping"] = JsonSerializer.Serialize(new EarlyStoppingState(_bestValue, _epochsWithoutImprovement), StateJson),
             ["trainer.schedule"] = Schedule?.Description ?? "none",
             ["trainer.accumulation_steps"] = AccumulationSteps.ToString(CultureInfo.InvariantCulture),
+            ["trainer.best_weights"] = (_bestWeights?.Count ?? 0).ToString(CultureInfo.InvariantCulture),
         };
         var extra = _bestWeights?.ToDictionary(kv => "best." + kv.Key, kv => kv.Value);
         Checkpoint.Save(path, Model, Optimizer, Epoch, Step, Seed, History, meta, extra);
@@ -342,28 +343,76 @@ public sealed class Trainer
 
     /// <summary>
     /// Restores a checkpoint written by <see cref="SaveCheckpoint"/> (or <see cref="CheckpointPath"/>): weights,
-    /// optimizer state, epoch, step, history, early-stopping state and torch's RNG. <see cref="Fit"/> then continues.
+    /// optimizer state, epoch, step, history, early-stopping state (with the best epoch's weights) and torch's RNG.
+    /// <see cref="Fit"/> then continues. The whole file is checked first, the trainer's own parts included (the
+    /// history agrees with the epoch and step, the early-stopping state parses, the best weights match the model), so
+    /// a failed load changes nothing: not the model, the optimizer, the RNG nor this trainer.
     /// </summary>
-    /// <exception cref="CheckpointException">The file is corrupt, truncated or does not match the model or optimizer.</exception>
+    /// <exception cref="CheckpointException">The file is corrupt, truncated or does not match the model or optimizer; the message lists every problem.</exception>
     public CheckpointInfo LoadCheckpoint(string path)
     {
         var extra = new Dictionary<string, Tensor>();
-        var info = Checkpoint.Load(path, Model, Optimizer, restoreRng: true, extraTensors: extra);
+        EarlyStoppingState? state = null;
+        IEnumerable<string> Validate(CheckpointInfo info, IReadOnlyDictionary<string, Tensor> extras)
+        {
+            var history = info.History;
+            if (history.Epochs.Count != info.Epoch)
+                yield return $"metadata says epoch {info.Epoch} but the history has {history.Epochs.Count} epochs";
+            for (int i = 0; i < history.Epochs.Count; i++)
+                if (history.Epochs[i].Epoch != i) { yield return $"the history's epoch record {i} says it is epoch {history.Epochs[i].Epoch}"; break; }
+            if (history.Steps.Count != info.Step)
+                yield return $"metadata says step {info.Step} but the history records {history.Steps.Count} steps";
+            if (history.BestEpoch is { } best && (best < 0 || best >= history.Epochs.Count))
+                yield return $"the history's best epoch is {best}, outside its {history.Epochs.Count} epochs";
+            if (info.Metadata.TryGetValue("trainer.early_stopping", out var es))
+            {
+                string? problem = null;
+                try
+                {
+                    state = JsonSerializer.Deserialize<EarlyStoppingState>(es, StateJson);
+                    if (state is null || state.EpochsWithoutImprovement < 0) problem = "expected {\"BestValue\": number|null, \"EpochsWithoutImprovement\": integer ≥ 0}";
+                }
+                catch (JsonException e) { problem = e.Message; }
+                if (problem is not null) yield return $"metadata 'trainer.early_stopping' is '{es}': {problem}";
+            }
+            var bestWeights = extras.Where(kv => kv.Key.StartsWith("best.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value);
+            if (info.Metadata.TryGetValue("trainer.best_weights", out var countText)
+                && (!int.TryParse(countText, NumberStyles.None, CultureInfo.InvariantCulture, out int count) || count != bestWeights.Count))
+                yield return $"metadata 'trainer.best_weights' says '{countText}' tensors but the file has {bestWeights.Count} extra.best.* tensors";
+            if (bestWeights.Count > 0)
+            {
+                // Early stopping copies these into the model at the end of Fit: check them now, not after the epochs.
+                var modelState = Model.state_dict();
+                foreach (var (name, t) in modelState)
+                {
+                    if (!bestWeights.TryGetValue(name, out var b)) yield return $"missing extra.best.{name} {Shape(t.shape)} (early stopping's best weights)";
+                    else if (!b.shape.SequenceEqual(t.shape) || b.dtype != t.dtype)
+                        yield return $"extra.best.{name} is {Shape(b.shape)} {b.dtype} in the checkpoint but {Shape(t.shape)} {t.dtype} in the model";
+                }
+                foreach (var name in bestWeights.Keys.Where(k => !modelState.ContainsKey(k)).Order(StringComparer.Ordinal))
+                    yield return $"unexpected extra.best.{name} {Shape(bestWeights[name].shape)} (the model has no such tensor)";
+            }
+        }
+
+        var info = Checkpoint.LoadValidated(path, Model, Optimizer, restoreRng: true, extraTensors: extra, validate: Validate);
+        // Everything was checked before Checkpoint.Load changed anything; this part cannot fail.
         History = info.History;
         Step = info.Step;
-        if (History.Epochs.Count != info.Epoch)
-            throw new CheckpointException($"'{path}': metadata says epoch {info.Epoch} but the history has {History.Epochs.Count} epochs.");
-        if (info.Metadata.TryGetValue("trainer.early_stopping", out var es) && JsonSerializer.Deserialize<EarlyStoppingState>(es) is { } state)
+        if (state is not null)
         {
             _bestValue = state.BestValue;
             _epochsWithoutImprovement = state.EpochsWithoutImprovement;
         }
         DisposeBest();
-        var best = extra.Where(kv => kv.Key.StartsWith("best.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value);
-        _bestWeights = best.Count > 0 ? best : null;
+        var bestLoaded = extra.Where(kv => kv.Key.StartsWith("best.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value);
+        _bestWeights = bestLoaded.Count > 0 ? bestLoaded : null;
         foreach (var (k, v) in extra) if (!k.StartsWith("best.", StringComparison.Ordinal)) v.Dispose();
         return info;
     }
+
+    static readonly JsonSerializerOptions StateJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
 
     bool UpdateEarlyStopping(EpochRecord record)
     {

@@ -183,7 +183,11 @@ public sealed class TrainingHistory
     {
         try
         {
-            var dto = JsonSerializer.Deserialize<Dto>(json, Json) ?? throw new InvalidDataException("empty history");
+            var dto = JsonSerializer.Deserialize<Dto>(json, Json) ?? throw new InvalidDataException("Not a training history: the JSON is null.");
+            // Deserialization leaves absent members null; a history written by ToJson has them all.
+            if (dto.Steps is null || dto.Epochs is null || dto.Steps.Any(s => s is null)
+                || dto.Epochs.Any(e => e is null || e.TrainMetrics is null || e.ValMetrics is null))
+                throw new InvalidDataException("Not a training history: 'Steps', 'Epochs' or an epoch's metrics are missing or null.");
             return new TrainingHistory
             {
                 Steps = dto.Steps.ToList(),

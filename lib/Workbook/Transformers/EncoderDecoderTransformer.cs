@@ -43,19 +43,19 @@ public sealed class EncoderDecoderTransformer : nn.Module<Tensor, Tensor, Tensor
     /// <summary>The configuration.</summary>
     public TransformerConfig Config { get; }
     /// <summary>Source token embeddings <c>[V_src, d]</c>.</summary>
-    public Embedding src_embed;
+    public readonly Embedding src_embed;
     /// <summary>Target token embeddings <c>[V_tgt, d]</c> (also the output projection when tied).</summary>
-    public Embedding tgt_embed;
+    public readonly Embedding tgt_embed;
     /// <summary>Positional encoding of the source (adds, then dropout).</summary>
     public nn.Module<Tensor, Tensor> src_pos;
     /// <summary>Positional encoding of the target.</summary>
     public nn.Module<Tensor, Tensor> tgt_pos;
     /// <summary>The encoder stack.</summary>
-    public TransformerEncoder encoder;
+    public readonly TransformerEncoder encoder;
     /// <summary>The decoder stack.</summary>
-    public TransformerDecoder decoder;
+    public readonly TransformerDecoder decoder;
     /// <summary>Output projection d → V_tgt; null when tied to <see cref="tgt_embed"/>.</summary>
-    public Linear? generator;
+    public readonly Linear? generator;
 
     /// <summary>Builds the model; weights initialised as described in the remarks of each part.</summary>
     /// <param name="config">The hyper-parameters.</param>

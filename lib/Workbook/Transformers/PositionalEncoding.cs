@@ -19,36 +19,36 @@ namespace Workbook.Transformers;
 public sealed class SinusoidalPositionalEncoding : nn.Module<Tensor, Tensor>
 {
     /// <summary>The table <c>[max_len, d_model]</c> (a buffer, like the PyTorch tutorial's <c>pe</c>).</summary>
-    public Tensor pe;
+    public readonly Tensor pe;
     /// <summary>Dropout applied to <c>x + PE</c> (the paper uses 0.1).</summary>
-    public Dropout dropout;
+    public readonly Dropout dropout;
 
     /// <summary>Creates the module with a precomputed table.</summary>
     /// <param name="dModel">Model width d (any d ≥ 1, odd included).</param>
-    /// <param name="maxLen">Longest sequence supported.</param>
+    /// <param name="maxLength">Longest sequence supported.</param>
     /// <param name="dropout">Dropout after adding the encoding.</param>
-    public SinusoidalPositionalEncoding(long dModel, long maxLen = 5000, double dropout = 0.0) : base(nameof(SinusoidalPositionalEncoding))
+    public SinusoidalPositionalEncoding(long dModel, long maxLength = 5000, double dropout = 0.0) : base(nameof(SinusoidalPositionalEncoding))
     {
-        pe = Table(maxLen, dModel);
+        pe = Table(maxLength, dModel);
         this.dropout = nn.Dropout(dropout);
         RegisterComponents();
     }
 
     /// <summary>
-    /// The table <c>[maxLen, dModel]</c>: <c>PE[pos, j] = sin(pos·ω)</c> for even j, <c>cos(pos·ω)</c> for odd j, with
+    /// The table <c>[maxLength, dModel]</c>: <c>PE[pos, j] = sin(pos·ω)</c> for even j, <c>cos(pos·ω)</c> for odd j, with
     /// <c>ω = 10000^(-(j - j mod 2)/d)</c>.
     /// </summary>
-    /// <param name="maxLen">Number of positions (rows), 0..maxLen-1.</param>
+    /// <param name="maxLength">Number of positions (rows), 0..maxLength-1.</param>
     /// <param name="dModel">Width d (columns).</param>
     /// <param name="dtype">Result dtype (computed in float64 first).</param>
     /// <param name="device">Where to put it.</param>
     /// <param name="baseValue">The 10000 of the formula.</param>
-    public static Tensor Table(long maxLen, long dModel, ScalarType dtype = ScalarType.Float32, Device? device = null, double baseValue = 10000.0)
+    public static Tensor Table(long maxLength, long dModel, ScalarType dtype = ScalarType.Float32, Device? device = null, double baseValue = 10000.0)
     {
-        if (maxLen < 0 || dModel < 1)
-            throw new ArgumentOutOfRangeException(nameof(dModel), $"Sinusoidal table needs maxLen >= 0 and dModel >= 1, got maxLen={maxLen}, dModel={dModel}.");
+        if (maxLength < 0 || dModel < 1)
+            throw new ArgumentOutOfRangeException(nameof(dModel), $"Sinusoidal table needs maxLength >= 0 and dModel >= 1, got maxLength={maxLength}, dModel={dModel}.");
         using var scope = NewDisposeScope();
-        var pos = arange(maxLen, dtype: ScalarType.Float64).unsqueeze(1);        // [L, 1]
+        var pos = arange(maxLength, dtype: ScalarType.Float64).unsqueeze(1);        // [L, 1]
         var j = arange(dModel, dtype: ScalarType.Float64);                       // [d]
         var twoI = j.sub(j.remainder(2));                                         // 2i for both columns of a pair
         var omega = pow(baseValue, twoI.div(dModel).neg());                       // 10000^(-2i/d)
@@ -72,14 +72,14 @@ public sealed class SinusoidalPositionalEncoding : nn.Module<Tensor, Tensor>
         return dropout.forward(x.add(table));
     }
 
-    internal static long CheckInput(Tensor x, long offset, long maxLen, long dModel, string who)
+    internal static long CheckInput(Tensor x, long offset, long maxLength, long dModel, string who)
     {
         if (x.dim() < 2 || x.shape[^1] != dModel)
             throw new ArgumentException($"{who}: x {Shapes.Of(x)} must be [..., T, d_model={dModel}].", nameof(x));
         long T = x.shape[^2];
-        if (offset < 0 || offset + T > maxLen)
-            throw new ArgumentOutOfRangeException(nameof(x), $"{who}: positions {offset}..{offset + T - 1} exceed max_len={maxLen}; " +
-                "create the module with a larger maxLen.");
+        if (offset < 0 || offset + T > maxLength)
+            throw new ArgumentOutOfRangeException(nameof(x), $"{who}: positions {offset}..{offset + T - 1} exceed maxLength={maxLength}; " +
+                "create the module with a larger maxLength.");
         return T;
     }
 }
@@ -92,19 +92,19 @@ public sealed class SinusoidalPositionalEncoding : nn.Module<Tensor, Tensor>
 public sealed class LearnedPositionalEmbedding : nn.Module<Tensor, Tensor>
 {
     /// <summary>The table <c>[max_len, d_model]</c>.</summary>
-    public Parameter weight;
+    public readonly Parameter weight;
     /// <summary>Dropout applied to <c>x + P</c>.</summary>
-    public Dropout dropout;
+    public readonly Dropout dropout;
 
     /// <summary>Creates the table.</summary>
-    /// <param name="maxLen">Number of positions.</param>
+    /// <param name="maxLength">Number of positions.</param>
     /// <param name="dModel">Model width.</param>
     /// <param name="dropout">Dropout after adding.</param>
-    public LearnedPositionalEmbedding(long maxLen, long dModel, double dropout = 0.0) : base(nameof(LearnedPositionalEmbedding))
+    public LearnedPositionalEmbedding(long maxLength, long dModel, double dropout = 0.0) : base(nameof(LearnedPositionalEmbedding))
     {
-        if (maxLen < 1 || dModel < 1)
-            throw new ArgumentOutOfRangeException(nameof(maxLen), $"maxLen and dModel must be >= 1, got {maxLen}, {dModel}.");
-        weight = new Parameter(empty(maxLen, dModel));
+        if (maxLength < 1 || dModel < 1)
+            throw new ArgumentOutOfRangeException(nameof(maxLength), $"maxLength and dModel must be >= 1, got {maxLength}, {dModel}.");
+        weight = new Parameter(empty(maxLength, dModel));
         using (no_grad()) nn.init.normal_(weight, 0.0, 0.02);
         this.dropout = nn.Dropout(dropout);
         RegisterComponents();

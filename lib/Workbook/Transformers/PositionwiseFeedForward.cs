@@ -23,11 +23,11 @@ public enum FeedForwardActivation
 public sealed class PositionwiseFeedForward : nn.Module<Tensor, Tensor>
 {
     /// <summary>W_1: d_model → d_ff.</summary>
-    public Linear linear1;
+    public readonly Linear linear1;
     /// <summary>Dropout after the activation.</summary>
-    public Dropout dropout;
+    public readonly Dropout dropout;
     /// <summary>W_2: d_ff → d_model.</summary>
-    public Linear linear2;
+    public readonly Linear linear2;
     /// <summary>The activation.</summary>
     public readonly FeedForwardActivation activation;
 

@@ -23,21 +23,21 @@ namespace Workbook.Transformers;
 public sealed class TransformerEncoderLayer : nn.Module<Tensor, Tensor>
 {
     /// <summary>Multi-head self-attention.</summary>
-    public MultiheadAttention self_attn;
+    public readonly MultiheadAttention self_attn;
     /// <summary>FFN first layer d_model → d_ff.</summary>
-    public Linear linear1;
+    public readonly Linear linear1;
     /// <summary>Dropout inside the FFN (after the activation).</summary>
-    public Dropout dropout;
+    public readonly Dropout dropout;
     /// <summary>FFN second layer d_ff → d_model.</summary>
-    public Linear linear2;
+    public readonly Linear linear2;
     /// <summary>LayerNorm of the attention sub-layer.</summary>
-    public LayerNorm norm1;
+    public readonly LayerNorm norm1;
     /// <summary>LayerNorm of the FFN sub-layer.</summary>
-    public LayerNorm norm2;
+    public readonly LayerNorm norm2;
     /// <summary>Dropout on the attention sub-layer's output, before the residual add.</summary>
-    public Dropout dropout1;
+    public readonly Dropout dropout1;
     /// <summary>Dropout on the FFN sub-layer's output, before the residual add.</summary>
-    public Dropout dropout2;
+    public readonly Dropout dropout2;
     /// <summary>Pre-LN (true) or post-LN (false).</summary>
     public readonly bool norm_first;
     /// <summary>The FFN activation.</summary>
@@ -45,17 +45,17 @@ public sealed class TransformerEncoderLayer : nn.Module<Tensor, Tensor>
 
     /// <summary>Creates the layer (PyTorch's defaults: d_ff = 2048, dropout 0.1, ReLU, eps 1e-5, post-LN).</summary>
     /// <param name="dModel">Model width.</param>
-    /// <param name="nHead">Number of attention heads.</param>
+    /// <param name="numHeads">Number of attention heads.</param>
     /// <param name="dimFeedforward">FFN hidden width.</param>
     /// <param name="dropout">Dropout everywhere (attention weights, FFN, sub-layer outputs).</param>
     /// <param name="activation">FFN activation.</param>
     /// <param name="layerNormEps">LayerNorm epsilon.</param>
     /// <param name="normFirst">Pre-LN instead of the paper's post-LN.</param>
-    public TransformerEncoderLayer(long dModel, long nHead, long dimFeedforward = 2048, double dropout = 0.1,
+    public TransformerEncoderLayer(long dModel, long numHeads, long dimFeedforward = 2048, double dropout = 0.1,
         FeedForwardActivation activation = FeedForwardActivation.ReLU, double layerNormEps = 1e-5, bool normFirst = false)
         : base(nameof(TransformerEncoderLayer))
     {
-        self_attn = new MultiheadAttention(dModel, nHead, dropout);
+        self_attn = new MultiheadAttention(dModel, numHeads, dropout);
         linear1 = nn.Linear(dModel, dimFeedforward);
         this.dropout = nn.Dropout(dropout);
         linear2 = nn.Linear(dimFeedforward, dModel);
@@ -114,27 +114,27 @@ public sealed class TransformerEncoderLayer : nn.Module<Tensor, Tensor>
 public sealed class TransformerDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
 {
     /// <summary>Masked self-attention over the target.</summary>
-    public MultiheadAttention self_attn;
+    public readonly MultiheadAttention self_attn;
     /// <summary>Cross-attention: queries from the target, keys and values from the memory.</summary>
-    public MultiheadAttention multihead_attn;
+    public readonly MultiheadAttention multihead_attn;
     /// <summary>FFN first layer.</summary>
-    public Linear linear1;
+    public readonly Linear linear1;
     /// <summary>Dropout inside the FFN.</summary>
-    public Dropout dropout;
+    public readonly Dropout dropout;
     /// <summary>FFN second layer.</summary>
-    public Linear linear2;
+    public readonly Linear linear2;
     /// <summary>LayerNorm of the self-attention sub-layer.</summary>
-    public LayerNorm norm1;
+    public readonly LayerNorm norm1;
     /// <summary>LayerNorm of the cross-attention sub-layer.</summary>
-    public LayerNorm norm2;
+    public readonly LayerNorm norm2;
     /// <summary>LayerNorm of the FFN sub-layer.</summary>
-    public LayerNorm norm3;
+    public readonly LayerNorm norm3;
     /// <summary>Dropout on the self-attention output.</summary>
-    public Dropout dropout1;
+    public readonly Dropout dropout1;
     /// <summary>Dropout on the cross-attention output.</summary>
-    public Dropout dropout2;
+    public readonly Dropout dropout2;
     /// <summary>Dropout on the FFN output.</summary>
-    public Dropout dropout3;
+    public readonly Dropout dropout3;
     /// <summary>Pre-LN (true) or post-LN (false).</summary>
     public readonly bool norm_first;
     /// <summary>The FFN activation.</summary>
@@ -142,18 +142,18 @@ public sealed class TransformerDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>Creates the layer (PyTorch's defaults).</summary>
     /// <param name="dModel">Model width.</param>
-    /// <param name="nHead">Number of heads (both attentions).</param>
+    /// <param name="numHeads">Number of heads (both attentions).</param>
     /// <param name="dimFeedforward">FFN hidden width.</param>
     /// <param name="dropout">Dropout everywhere.</param>
     /// <param name="activation">FFN activation.</param>
     /// <param name="layerNormEps">LayerNorm epsilon.</param>
     /// <param name="normFirst">Pre-LN instead of post-LN.</param>
-    public TransformerDecoderLayer(long dModel, long nHead, long dimFeedforward = 2048, double dropout = 0.1,
+    public TransformerDecoderLayer(long dModel, long numHeads, long dimFeedforward = 2048, double dropout = 0.1,
         FeedForwardActivation activation = FeedForwardActivation.ReLU, double layerNormEps = 1e-5, bool normFirst = false)
         : base(nameof(TransformerDecoderLayer))
     {
-        self_attn = new MultiheadAttention(dModel, nHead, dropout);
-        multihead_attn = new MultiheadAttention(dModel, nHead, dropout);
+        self_attn = new MultiheadAttention(dModel, numHeads, dropout);
+        multihead_attn = new MultiheadAttention(dModel, numHeads, dropout);
         linear1 = nn.Linear(dModel, dimFeedforward);
         this.dropout = nn.Dropout(dropout);
         linear2 = nn.Linear(dimFeedforward, dModel);
@@ -216,9 +216,9 @@ public sealed class TransformerDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
 public sealed class TransformerEncoder : nn.Module<Tensor, Tensor>
 {
     /// <summary>The layers, applied in order.</summary>
-    public ModuleList<TransformerEncoderLayer> layers;
+    public readonly ModuleList<TransformerEncoderLayer> layers;
     /// <summary>Final LayerNorm (needed after pre-LN layers; null for the paper's post-LN stack).</summary>
-    public LayerNorm? norm;
+    public readonly LayerNorm? norm;
 
     /// <summary>Stacks the given layers.</summary>
     /// <param name="layers">The layers (distinct instances).</param>
@@ -252,9 +252,9 @@ public sealed class TransformerEncoder : nn.Module<Tensor, Tensor>
 public sealed class TransformerDecoder : nn.Module<Tensor, Tensor, Tensor>
 {
     /// <summary>The layers, applied in order.</summary>
-    public ModuleList<TransformerDecoderLayer> layers;
+    public readonly ModuleList<TransformerDecoderLayer> layers;
     /// <summary>Final LayerNorm (needed after pre-LN layers).</summary>
-    public LayerNorm? norm;
+    public readonly LayerNorm? norm;
 
     /// <summary>Stacks the given layers.</summary>
     /// <param name="layers">The layers (distinct instances).</param>

@@ -14,21 +14,52 @@ public static class Images
     /// <summary>File extensions that <see cref="ImageFolder"/> treats as images (lower case, with the dot).</summary>
     public static IReadOnlyList<string> Extensions { get; } = new[] { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
-    /// <summary>Decodes an image file into a <c>uint8</c> tensor <c>[channels, H, W]</c>.</summary>
+    /// <summary>
+    /// The largest image <see cref="Load"/> decodes by default, in pixels (width × height): 50 million (e.g. 8660 × 5773).
+    /// A small file can claim a huge image (a 60 KB PNG of 8000 × 8000 decodes to 256 MB of RGBA), so the size in the
+    /// header is checked before any pixel memory is allocated. Raise it for big images, or pass <c>maxPixels</c>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not positive.</exception>
+    public static long MaxPixels
+    {
+        get => _maxPixels;
+        set => _maxPixels = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "MaxPixels must be positive.");
+    }
+    static long _maxPixels = 50_000_000;
+
+    /// <summary>
+    /// Decodes an image file into a <c>uint8</c> tensor <c>[channels, H, W]</c>. The file must decode completely: a
+    /// truncated or damaged PNG/JPEG is an error, not an image with missing rows.
+    /// </summary>
     /// <param name="path">The image file (PNG, JPEG, ...).</param>
     /// <param name="channels">3 for RGB, 1 for grayscale (ITU-R 601 luma <c>L = 0.299 R + 0.587 G + 0.114 B</c>, as PIL's "L" mode).</param>
+    /// <param name="maxPixels">The largest width × height accepted; default <see cref="MaxPixels"/>.</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image; the message names the path.</exception>
-    public static Tensor Load(string path, int channels = 3)
+    /// <exception cref="InvalidDataException">The file is not a decodable image, is truncated or corrupt, or is larger than the pixel limit; the message names the path.</exception>
+    public static Tensor Load(string path, int channels = 3, long? maxPixels = null)
     {
         if (channels != 1 && channels != 3) throw new ArgumentException($"channels must be 1 or 3, got {channels}.", nameof(channels));
+        if (maxPixels is <= 0) throw new ArgumentOutOfRangeException(nameof(maxPixels), maxPixels, "maxPixels must be positive.");
         if (!File.Exists(path)) throw new FileNotFoundException($"Image file not found: {path}", path);
-        using var decoded = SKBitmap.Decode(path)
-            ?? throw new InvalidDataException($"Cannot decode image '{path}': not a valid PNG/JPEG/BMP/GIF/WebP file, or it is corrupt.");
-        // Read pixels in one known layout (RGBA, unpremultiplied) whatever the file stored.
-        using var rgba = new SKBitmap(new SKImageInfo(decoded.Width, decoded.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-        if (!decoded.CopyTo(rgba, SKColorType.Rgba8888))
-            using (var canvas = new SKCanvas(rgba)) canvas.DrawBitmap(decoded, 0, 0);
+        long limit = maxPixels ?? MaxPixels;
+        using var codec = SKCodec.Create(path, out var opened);
+        if (codec is null)
+            throw new InvalidDataException($"Cannot decode image '{path}': not a valid PNG/JPEG/BMP/GIF/WebP file, or it is corrupt ({opened}).");
+        var size = codec.Info;
+        long pixels = (long)size.Width * size.Height;
+        if (pixels > limit)
+            throw new InvalidDataException($"Image '{path}' is {size.Width} × {size.Height} = {pixels:N0} pixels, more than the limit of {limit:N0} " +
+                "(Images.MaxPixels). Raise Images.MaxPixels, or pass maxPixels:, to decode it.");
+        if (4 * pixels > Array.MaxLength)
+            throw new InvalidDataException($"Image '{path}' is {size.Width} × {size.Height} = {pixels:N0} pixels, too large to decode into one buffer (at most {Array.MaxLength / 4:N0}).");
+        // Decode straight into one known layout (RGBA, unpremultiplied) whatever the file stored; the codec reports
+        // a file that ends early (IncompleteInput) or is damaged (ErrorInInput) instead of leaving rows blank.
+        var info = new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul, size.ColorSpace);
+        using var rgba = new SKBitmap(info);
+        var result = codec.GetPixels(info, rgba.GetPixels());
+        if (result != SKCodecResult.Success)
+            throw new InvalidDataException($"Cannot decode image '{path}' ({size.Width} × {size.Height}): " + (result == SKCodecResult.IncompleteInput
+                ? "the file is truncated (it ends before the last row of pixels)." : $"the decoder reported {result}; the file is corrupt or unsupported."));
         int h = rgba.Height, w = rgba.Width;
         var src = rgba.GetPixelSpan();
         var dst = new byte[channels * h * w];

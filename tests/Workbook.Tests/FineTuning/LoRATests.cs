@@ -49,9 +49,9 @@ public class LoRATests
         using var model = Golden.Model();
         long total = model.ParameterCount;
         var report = LoRA.Apply(model, new LoRAOptions { Rank = 4, Alpha = 8 });
-        int E = model.Config.NEmbd;
+        int E = model.Config.DModel;
         long perBlock = 4L * (E + 3 * E) + 4L * (E + E) + 4L * (E + 4 * E) + 4L * (4 * E + E); // r·(in + out) per projection
-        Assert.Equal(model.Config.NLayer * perBlock, report.TrainableParameters);
+        Assert.Equal(model.Config.NumLayers * perBlock, report.TrainableParameters);
         Assert.Equal(total + report.TrainableParameters, report.TotalParameters);
         Assert.All(model.named_parameters(), p => Assert.Equal(p.name.Contains(".lora_"), p.parameter.requires_grad));
         Assert.Contains(model.named_parameters(), p => p.name == "h.0.attn.c_attn.base_layer.weight");

@@ -119,7 +119,7 @@ public class TextGeneratorTests
     static GptModel RandomGpt(int seed = 3)
     {
         torch.manual_seed(seed);
-        return new GptModel(new GptConfig { NEmbd = 32, NLayer = 1, NHead = 2, NPositions = 64 });
+        return new GptModel(new GptConfig { DModel = 32, NumLayers = 1, NumHeads = 2, MaxLength = 64 });
     }
 
     static readonly TextGenerator Generator = new(RandomGpt(), Gpt2Tokenizer.Default);

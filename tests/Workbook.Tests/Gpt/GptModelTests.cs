@@ -47,7 +47,7 @@ public class GptModelTests
         using var _ = no_grad();
         var logits = model.Forward(Golden.Tensors["input.input_ids"], hiddenStates: hidden);
         Assert.True(Golden.MaxDiff(logits, Golden.Tensors["expected.logits"]) < 1e-4);
-        string[] names = ["embeddings", .. Enumerable.Range(0, model.Config.NLayer - 1).Select(i => $"block_{i}"), "ln_f"];
+        string[] names = ["embeddings", .. Enumerable.Range(0, model.Config.NumLayers - 1).Select(i => $"block_{i}"), "ln_f"];
         Assert.Equal(names.Length, hidden.Count);
         for (int i = 0; i < names.Length; i++)
             Assert.True(Golden.MaxDiff(hidden[i], Golden.Tensors[$"expected.hidden.{names[i]}"]) < 1e-4, names[i]);
@@ -59,11 +59,11 @@ public class GptModelTests
     public void KvCacheAfterPromptMatchesReference()
     {
         using var model = Golden.Model();
-        using var cache = new KvCache(model.Config, 1, model.Config.NPositions);
+        using var cache = new KvCache(model.Config, 1, model.Config.MaxLength);
         using var _ = no_grad();
         model.Forward(Golden.Tensors["input.prompt_ids"], cache);
         Assert.Equal(3, cache.Length);
-        for (int i = 0; i < model.Config.NLayer; i++)
+        for (int i = 0; i < model.Config.NumLayers; i++)
         {
             Assert.True(Golden.MaxDiff(cache.Key(i), Golden.Tensors[$"expected.kv_cache.prompt.h.{i}.key"]) < 1e-5);
             Assert.True(Golden.MaxDiff(cache.Value(i), Golden.Tensors[$"expected.kv_cache.prompt.h.{i}.value"]) < 1e-5);
@@ -101,7 +101,7 @@ public class GptModelTests
             Assert.Equal(expected, steps.Select(s => (int)s.Tokens[0]).ToArray());
         }
         // the per-step logits of incremental decoding equal the reference's step logits
-        using var cache = new KvCache(model.Config, 1, model.Config.NPositions);
+        using var cache = new KvCache(model.Config, 1, model.Config.MaxLength);
         using var _ = no_grad();
         var seq = Golden.Tensors["expected.greedy.sequence"];
         var stepLogits = Golden.Tensors["expected.greedy.step_logits"];
@@ -147,11 +147,25 @@ public class GptModelTests
     public void ConfigJsonRoundTrips()
     {
         var config = GptConfig.Load(Path.Combine(Golden.Folder, "config.json"));
-        Assert.Equal(new GptConfig { VocabSize = 512, NPositions = 64, NEmbd = 64, NHead = 4, NLayer = 2, EosTokenId = 511 }, config);
+        Assert.Equal(new GptConfig { VocabSize = 512, MaxLength = 64, DModel = 64, NumHeads = 4, NumLayers = 2, EosTokenId = 511 }, config);
         Assert.Equal(config, GptConfig.FromJson(config.ToJson()));
         var e = Assert.Throws<InvalidDataException>(() => GptConfig.FromJson("""{"model_type":"gpt2","activation_function":"relu","n_embd":8}""", "x.json"));
         Assert.Contains("relu", e.Message);
         Assert.Contains("'vocab_size' is missing", e.Message);
+    }
+
+    [Fact]
+    public void DimFeedforwardIsFourTimesDModelUnlessSetAndRoundTripsAsNInner()
+    {
+        var config = new GptConfig { DModel = 64, NumHeads = 4 };
+        Assert.Equal(256, config.DimFeedforward);
+        Assert.Equal(512, (config with { DModel = 128 }).DimFeedforward); // the default follows DModel
+        Assert.Contains("\"n_inner\": null", config.ToJson());
+        var explicitWidth = config with { DimFeedforward = 100 };
+        Assert.Equal(100, (explicitWidth with { DModel = 128 }).DimFeedforward); // an explicit width is kept
+        Assert.Contains("\"n_inner\": 100", explicitWidth.ToJson());
+        Assert.Equal(explicitWidth, GptConfig.FromJson(explicitWidth.ToJson()));
+        Assert.Equal(100, GptConfig.FromJson(explicitWidth.ToJson()).DimFeedforward);
     }
 
     [Fact]
@@ -162,6 +176,6 @@ public class GptModelTests
         Assert.Contains("65", tooLong.Message);
         Assert.Contains("64", tooLong.Message);
         Assert.Throws<ArgumentException>(() => model.forward(zeros(1, 3)));
-        Assert.Throws<ArgumentException>(() => new GptConfig { NEmbd = 10, NHead = 3 }.Validate());
+        Assert.Throws<ArgumentException>(() => new GptConfig { DModel = 10, NumHeads = 3 }.Validate());
     }
 }

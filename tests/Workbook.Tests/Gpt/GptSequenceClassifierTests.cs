@@ -56,7 +56,7 @@ public class GptSequenceClassifierTests
         var labels = tensor(Enumerable.Range(0, (int)ids.shape[0]).Select(i => (long)(i % 2)).ToArray());
 
         Freezing.Freeze(clf.Backbone);
-        Assert.Equal(2L * model.Config.NEmbd, Freezing.TrainableCount(clf));
+        Assert.Equal(2L * model.Config.DModel, Freezing.TrainableCount(clf));
         nn.functional.cross_entropy(clf.forward(ids), labels).backward();
         Assert.All(clf.named_parameters(), p => Assert.Equal(p.name == "score.weight", p.parameter.grad is not null));
 

@@ -16,7 +16,7 @@ public class PretrainingTests
         var vocab = CompactVocabulary.FromTokens(tokens, 1500);
         Assert.Equal(200, vocab.Size);
         torch.manual_seed(3);
-        var compact = new GptModel(new GptConfig { VocabSize = vocab.Size, NEmbd = 32, NHead = 2, NLayer = 2, NPositions = 32 });
+        var compact = new GptModel(new GptConfig { VocabSize = vocab.Size, DModel = 32, NumHeads = 2, NumLayers = 2, MaxLength = 32 });
         using (no_grad()) foreach (var p in compact.parameters()) p.add_(randn_like(p) * 0.05); // not just the init
         var full = vocab.Expand(compact);
         var data = new TokenDataset(vocab.ToCompact(tokens));
@@ -41,7 +41,7 @@ public class PretrainingTests
         var (x, y) = data.Batch(false, 3, 10, new Random(5));
         Assert.Equal(x[.., 1..].data<long>().ToArray(), y[.., ..^1].data<long>().ToArray());
         torch.manual_seed(0);
-        var model = new GptModel(new GptConfig { VocabSize = 17, NEmbd = 32, NHead = 2, NLayer = 2, NPositions = 32 });
+        var model = new GptModel(new GptConfig { VocabSize = 17, DModel = 32, NumHeads = 2, NumLayers = 2, MaxLength = 32 });
         var options = new PretrainingOptions { BatchSize = 8, BlockSize = 32, MaxSteps = 60, WarmupSteps = 5, LearningRate = 3e-3, EvalInterval = 30, EvalBatches = 4 };
         var steps = GptPretraining.Run(model, data, options).ToList();
         Assert.Equal(60, steps.Count);
@@ -66,7 +66,7 @@ public class PretrainingTests
         Assert.NotEqual(random.Batches(2).First().Input.data<long>().ToArray(), random.Batches(3).First().Input.data<long>().ToArray());
 
         torch.manual_seed(0);
-        var model = new GptModel(new GptConfig { VocabSize = 17, NEmbd = 32, NHead = 2, NLayer = 2, NPositions = 32 });
+        var model = new GptModel(new GptConfig { VocabSize = 17, DModel = 32, NumHeads = 2, NumLayers = 2, MaxLength = 32 });
         var options = new PretrainingOptions { LearningRate = 3e-3 };
         var trainer = new Workbook.Training.Trainer(model, GptPretraining.CreateOptimizer(model, options), GptModel.Loss) { Epochs = 3, ClipGradNorm = 1.0 };
         var history = trainer.Fit(TokenWindows.Random(tokens[..800], 8, 32, 20), TokenWindows.Sequential(tokens[800..], 8, 32));

@@ -183,7 +183,7 @@ public class InferenceLinearTests
     {
         // 40 positions: the prompt goes through the many-row path (oneDNN where calibrated), decoding through MatVec.
         manual_seed(7);
-        using var model = new GptModel(new GptConfig { VocabSize = 300, NPositions = 64, NLayer = 2, NHead = 4, NEmbd = 64 });
+        using var model = new GptModel(new GptConfig { VocabSize = 300, MaxLength = 64, NumLayers = 2, NumHeads = 4, DModel = 64 });
         model.eval();
         var ids = randint(300, [1, 40]);
         using var _ = no_grad();

@@ -9,7 +9,7 @@ public class RunnerTests
     static string Notebooks => Path.Combine(TestSetup.RepoRoot, "notebooks");
 
     [Fact]
-    public void EveryNotebookRunsTopToBottomOnTheRealKernelInQuickProfile()
+    public async Task EveryNotebookRunsTopToBottomOnTheRealKernelInQuickProfile()
     {
         var outDir = Path.Combine(Path.GetTempPath(), "wb-all-" + Guid.NewGuid().ToString("N"));
         var (code, output) = RunRunner(TimeSpan.FromMinutes(40), Notebooks, "--out", outDir, "--profile", "Quick", "--keep-going");
@@ -33,7 +33,10 @@ public class RunnerTests
                 Assert.NotNull(cell["metadata"]?["execution"]?["shell.execute_reply"]);
             }
         }
-        Assert.True(File.Exists(Path.Combine(outDir, "site", "index.html")));
+        // The site of the whole workbook, as a reader sees it in a browser (math typeset, code highlighted, charts drawn, offline).
+        Assert.Contains("0 formula error(s)", output);
+        var site = await Site.SiteChecks.CheckAsync(Path.Combine(outDir, "site"));
+        Assert.True(!site.Failures.Any(), site.ToString());
     }
 
     [Fact]
@@ -92,5 +95,23 @@ public class RunnerTests
         Assert.Contains("a-corrupt.ipynb' is not a readable .ipynb notebook", output);
         Assert.Contains("1 of 2 notebooks ran", output);
         Assert.True(ReportOf(Report(Path.Combine(dir, "out")), "b-good.ipynb")["ok"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void PlotlyNetInteractiveTakesChartsOverUntilSetupRunsAgain()
+    {
+        var dir = TempDir();
+        const string chart = "Plot.Line(new double[] { 0, 1 }, new double[] { 1, 2 })";
+        var nb = Write(dir, "plotly-interactive.ipynb", FirstCell, chart, "#r \"nuget: Plotly.NET.Interactive, 6.0.0\"", chart, "Notebook.Setup(seed: 42);\n" + chart);
+        var (code, output) = RunRunner(TimeSpan.FromMinutes(10), nb, "--out", Path.Combine(dir, "out"), "--no-html", "--profile", "Quick");
+        Assert.True(code == 0, output);
+        var executed = Load(Path.Combine(dir, "out", "notebooks", "plotly-interactive.ipynb"));
+        string Chart(int cell) => Outputs(executed, cell).Select(o => MimeText(o, "text/html")).Single(h => h.Length > 0);
+        Assert.Contains("wb-plotly", Chart(1));
+        // Plotly.NET.Interactive's formatter: plotly.js through require.js from a CDN (nothing draws offline).
+        Assert.DoesNotContain("wb-plotly", Chart(3));
+        Assert.Contains("require", Chart(3));
+        Assert.Contains("cdn.plot.ly", Chart(3));
+        Assert.Contains("wb-plotly", Chart(4));
     }
 }

@@ -108,7 +108,7 @@ public sealed class TabularTests
         using var wrong = zeros(2, 3);
         using var train = tensor(new double[] { 1, double.NaN, 3, 4 }).reshape(2, 2);
         var nan = Assert.Throws<ArgumentException>(() => Standardizer.Fit(train));
-        Assert.StartsWith("The training features contain 1 NaN value(s); pass imputeMissing: true", nan.Message);
+        Assert.StartsWith("The training features contain 1 NaN value(s) (first at row 0, feature column 1); pass imputeMissing: true", nan.Message);
         using var s = Standardizer.Fit(train, imputeMissing: true);
         Assert.Equal(new[] { 2.0, 4.0 }, s.Mean.data<double>().ToArray()); // NaN ignored in the mean
         using var z = s.Transform(train);

@@ -49,12 +49,12 @@ public class PositionalEncodingTests
     [Fact]
     public void ModuleAddsTheRowsOfItsPositions()
     {
-        var m = new SinusoidalPositionalEncoding(16, maxLen: 50);
+        var m = new SinusoidalPositionalEncoding(16, maxLength: 50);
         var x = randn(2, 7, 16);
         Golden.AssertClose(x + SinusoidalPositionalEncoding.Table(7, 16), m.forward(x), 1e-6, "offset 0");
         Golden.AssertClose(x + SinusoidalPositionalEncoding.Table(10, 16)[3..], m.forward(x, 3), 1e-6, "offset 3");
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => m.forward(randn(1, 51, 16)));
-        Assert.Contains("max_len=50", e.Message);
+        Assert.Contains("maxLength=50", e.Message);
         var e2 = Assert.Throws<ArgumentException>(() => m.forward(randn(1, 5, 12)));
         Assert.Contains("[1, 5, 12]", e2.Message);
     }

@@ -98,4 +98,23 @@ public class TransformerLayerTests
         Assert.Contains("memory [3, 7, 16]", e.Message);
         Assert.Contains("tgt [2, 5, 16]", e.Message);
     }
+
+    [Fact]
+    public void ReadOnlyModuleFieldsFollowTheModuleToAnotherDtype()
+    {
+        // The modules' fields are readonly; TorchSharp's to(dtype/device) replaces parameters and buffers through
+        // reflection, so the fields must still see the converted tensors (a readonly field that kept the old tensor
+        // would compute in float32 and silently disagree with state_dict()).
+        var layer = new TransformerDecoderLayer(16, 4, 32, 0.0);
+        var pe = new SinusoidalPositionalEncoding(16, maxLength: 8);
+        layer.to(ScalarType.Float64);
+        pe.to(ScalarType.Float64);
+        Assert.Equal(ScalarType.Float64, layer.self_attn.in_proj_weight.dtype);
+        Assert.Equal(ScalarType.Float64, layer.multihead_attn.out_proj.weight!.dtype);
+        Assert.Equal(ScalarType.Float64, layer.norm3.weight!.dtype);
+        Assert.Equal(ScalarType.Float64, pe.pe.dtype);
+        Assert.Same(layer.self_attn.in_proj_weight, layer.state_dict()["self_attn.in_proj_weight"]);
+        var x = randn(2, 5, 16, dtype: ScalarType.Float64);
+        Assert.Equal(ScalarType.Float64, layer.forward(x, pe.forward(x)).dtype);
+    }
 }

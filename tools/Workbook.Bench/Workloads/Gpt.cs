@@ -46,7 +46,7 @@ public sealed class CharGptTrainWorkload : IWorkload
     /// <summary>The config the parameters describe.</summary>
     public static GptConfig Config(JsonObject p) => new()
     {
-        VocabSize = p.Int("vocab"), NPositions = p.Int("block"), NLayer = p.Int("n_layer"), NHead = p.Int("n_head"), NEmbd = p.Int("n_embd"), Dropout = 0,
+        VocabSize = p.Int("vocab"), MaxLength = p.Int("block"), NumLayers = p.Int("n_layer"), NumHeads = p.Int("n_head"), DModel = p.Int("n_embd"), Dropout = 0,
     };
 
     /// <inheritdoc/>
@@ -137,7 +137,7 @@ public sealed class Gpt2Workload : IWorkload
         // reps: the slow no-cache decode; repsFast: the cached decode and the forward, which are quick and noisier.
         int reps = p.Int("reps"), repsFast = p.Int("reps_fast"), newTokens = p.Int("new_tokens");
         torch.manual_seed(0);
-        var config = new GptConfig { VocabSize = p.Int("vocab"), NPositions = p.Int("n_positions"), NLayer = p.Int("n_layer"), NHead = p.Int("n_head"), NEmbd = p.Int("n_embd") };
+        var config = new GptConfig { VocabSize = p.Int("vocab"), MaxLength = p.Int("n_positions"), NumLayers = p.Int("n_layer"), NumHeads = p.Int("n_head"), DModel = p.Int("n_embd") };
         using var model = new GptModel(config);
         model.eval();
         var rng = new Random(0);

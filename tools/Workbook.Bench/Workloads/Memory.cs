@@ -75,7 +75,7 @@ public sealed class MemoryWorkload : IWorkload
 
         var genRss = new List<double>();
         var genLive = new List<double>();
-        var config = new GptConfig { VocabSize = p.Int("vocab"), NPositions = p.Int("n_positions"), NLayer = p.Int("n_layer"), NHead = p.Int("n_head"), NEmbd = p.Int("n_embd") };
+        var config = new GptConfig { VocabSize = p.Int("vocab"), MaxLength = p.Int("n_positions"), NumLayers = p.Int("n_layer"), NumHeads = p.Int("n_head"), DModel = p.Int("n_embd") };
         using (var model = new GptModel(config))
         {
             // The library's generation loop (KV cache, greedy), sampled while it streams tokens.
