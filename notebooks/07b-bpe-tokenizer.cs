@@ -224,7 +224,7 @@ var evalTokens = Notebook.Pick(quick: 4097, full: int.MaxValue);   // Quick: the
 {
     Notebook.Reseed(42);
     var gpt = new GptModel(architecture with { VocabSize = vocab });
-    var trainer = new Trainer(gpt, GptPretraining.CreateOptimizer(gpt, new PretrainingOptions()), loss)
+    var trainer = new Trainer(gpt, Optimizers.AdamWMatrixDecay(gpt, lr: 1e-3, weightDecay: 0.1, beta2: 0.99), loss)
     {
         Epochs = 1, ClipGradNorm = 1.0,
         Schedule = LRSchedule.WarmupCosine(1e-3, warmupSteps: Math.Max(1, gptSteps / 10), totalSteps: gptSteps, minLr: 1e-4),

@@ -8,7 +8,8 @@ namespace Workbook.Gpt;
 
 // The linear layers below are fields of type Module<Tensor, Tensor>, not Linear, and not readonly: inference
 // converters swap in layers that compute the same product from the same weights (weight-only quantization in
-// Workbook.Quantization, the CPU accelerator in Workbook.Runtime.Kernels), as PyTorch's quantize_dynamic swaps nn.Linear.
+// Workbook.Quantization, the CPU accelerator in Workbook.Runtime.Kernels), as PyTorch's quantize_dynamic swaps nn.Linear,
+// and fine-tuning wraps them in LoRA adapters (GptModel.ReplaceProjections).
 
 /// <summary>
 /// Multi-head causal self-attention of GPT-2. One linear layer <c>c_attn</c> makes queries, keys and values for all
@@ -77,6 +78,9 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 
     // [B, T, E] -> [B, H, T, hd]: each head sees its own hd-wide slice of the features.
     Tensor Heads(Tensor t) => t.view(t.shape[0], t.shape[1], _nHead, _nEmbd / _nHead).transpose(1, 2);
+
+    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
+        Projections.Replace(this, prefix + "c_attn", "c_attn", ref c_attn, replace) + Projections.Replace(this, prefix + "c_proj", "c_proj", ref c_proj, replace);
 }
 
 /// <summary>GPT-2's position-wise MLP: <c>c_proj(gelu_tanh(c_fc(x)))</c>, 4× wider in the middle.</summary>
@@ -100,6 +104,9 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     /// </summary>
     public override Tensor forward(Tensor x) =>
         dropout.forward(c_proj.forward(F.gelu(c_fc.forward(x), approximate: TorchSharp.Modules.GELU.Approximate.tanh)));
+
+    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
+        Projections.Replace(this, prefix + "c_fc", "c_fc", ref c_fc, replace) + Projections.Replace(this, prefix + "c_proj", "c_proj", ref c_proj, replace);
 }
 
 /// <summary>
@@ -128,6 +135,9 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 
     /// <summary>The block's attention layer.</summary>
     internal CausalSelfAttention Attention => attn;
+
+    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
+        attn.ReplaceProjections(prefix + "attn.", replace) + mlp.ReplaceProjections(prefix + "mlp.", replace);
 
     internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
     {
@@ -219,8 +229,48 @@ public sealed class GptModel : Module<Tensor, Tensor>
     {
         int past = cache?.Length ?? 0;
         GptInputs.Validate(idx, past, Config, cache, positions);
-        long B = idx.shape[0], T = idx.shape[1];
+        long T = idx.shape[1];
         using var scope = NewDisposeScope();
+        var x = Body(idx, cache, positions, padding, hiddenStates);
+        if (lastPositionOnly) x = x.narrow(1, T - 1, 1);
+        return lm_head.forward(x).MoveToOuterDisposeScope(); // each token scored by the dot product with its own embedding
+    }
+
+    /// <summary>
+    /// The final hidden states <c>ln_f(h)</c> <c>[B, T, n_embd]</c> for token ids <c>[B, T]</c>, with gradients: what a
+    /// task head reads instead of the LM head (see <see cref="GptSequenceClassifier"/>).
+    /// </summary>
+    /// <param name="idx">Token ids <c>[B, T]</c> (int64), positions 0..T-1, causal.</param>
+    /// <param name="padding">Bool <c>[B, T]</c>, true where a key position must not be attended to (see <see cref="Forward"/>).</param>
+    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, holds an id outside the vocabulary, or runs past the context length.</exception>
+    public Tensor HiddenStates(Tensor idx, Tensor? padding = null)
+    {
+        GptInputs.Validate(idx, 0, Config);
+        using var scope = NewDisposeScope();
+        return Body(idx, null, null, padding, null).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Replaces linear projections of every block (<c>h.i.attn.c_attn</c>, <c>h.i.attn.c_proj</c>, <c>h.i.mlp.c_fc</c>,
+    /// <c>h.i.mlp.c_proj</c>) by what <paramref name="replace"/> returns for their full name and current module (a
+    /// <see cref="TorchSharp.Modules.Linear"/> at first); null keeps a module. The replacement must map <c>[..., in]</c> to
+    /// <c>[..., out]</c> like the layer it stands for; it is registered under the same name, so its parameters appear
+    /// as <c>h.i.attn.c_attn.*</c>. Used for LoRA adapters (<see cref="FineTuning.LoRA"/>).
+    /// </summary>
+    /// <returns>The number of modules replaced.</returns>
+    public int ReplaceProjections(Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace)
+    {
+        ArgumentNullException.ThrowIfNull(replace);
+        int n = 0;
+        for (int i = 0; i < h.Count; i++) n += h[i].ReplaceProjections($"h.{i}.", replace);
+        return n;
+    }
+
+    // Embeddings, blocks and ln_f, in the caller's dispose scope (hidden states go one scope further out, to Forward's caller).
+    Tensor Body(Tensor idx, KvCache? cache, Tensor? positions, Tensor? padding, List<Tensor>? hiddenStates)
+    {
+        long B = idx.shape[0], T = idx.shape[1];
+        int past = cache?.Length ?? 0;
         positions ??= arange(past, past + T, dtype: ScalarType.Int64, device: idx.device).unsqueeze(0);
         var x = drop.forward(wte.forward(idx) + wpe.forward(positions)); // [B, T, E]
         var mask = GptInputs.AttentionMask(B, T, past, padding, idx.device, x.dtype);
@@ -232,8 +282,7 @@ public sealed class GptModel : Module<Tensor, Tensor>
         cache?.Advance((int)T);
         x = ln_f.forward(x);
         Keep(hiddenStates, x);
-        if (lastPositionOnly) x = x.narrow(1, T - 1, 1);
-        return lm_head.forward(x).MoveToOuterDisposeScope(); // each token scored by the dot product with its own embedding
+        return x;
     }
 
     static void Keep(List<Tensor>? states, Tensor x) => states?.Add(x.detach().clone().MoveToOuterDisposeScope());

@@ -86,13 +86,62 @@ public sealed class CompactVocabulary
     public Tensor CrossEntropy(Tensor logits, Tensor targets)
     {
         using var scope = NewDisposeScope();
+        return F.cross_entropy(WithUnusedColumn(logits), targets.reshape(-1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><see cref="CrossEntropy"/> without the mean: one full-vocabulary loss per position <c>[B·T]</c>.</summary>
+    public Tensor TokenCrossEntropy(Tensor logits, Tensor targets)
+    {
+        using var scope = NewDisposeScope();
+        return F.cross_entropy(WithUnusedColumn(logits), targets.reshape(-1), reduction: nn.Reduction.None).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits <c>[N, K + 1]</c>: the compact logits flattened, plus the constant column log(V − K).</summary>
+    Tensor WithUnusedColumn(Tensor logits)
+    {
         var flat = logits.reshape(-1, logits.shape[^1]);
-        var unused = full([flat.shape[0], 1], UnusedLogMass, dtype: flat.dtype, device: flat.device);
-        return F.cross_entropy(cat([flat, unused], 1), targets.reshape(-1)).MoveToOuterDisposeScope();
+        return cat([flat, full([flat.shape[0], 1], UnusedLogMass, dtype: flat.dtype, device: flat.device)], 1);
     }
 
     /// <summary>The config of the compact model for a full GPT-2 config.</summary>
     public GptConfig CompactConfig(GptConfig full) => full with { VocabSize = Size };
+
+    /// <summary>
+    /// The inverse of <see cref="Expand"/>: a K-token model equal to the full-vocabulary <paramref name="full"/> on the
+    /// kept tokens (their embedding rows gathered, every other parameter copied), to fine-tune a pretrained model at the
+    /// compact head's cost. Exact only if every dropped token's embedding row is zero, as in a model trained on a
+    /// subset of this vocabulary (then <see cref="CrossEntropy"/> is the full loss); this is checked.
+    /// </summary>
+    /// <exception cref="ArgumentException">The vocabulary sizes differ, or a dropped token has a non-zero embedding (the
+    /// message gives how many and the first ids).</exception>
+    public GptModel Compact(GptModel full)
+    {
+        ArgumentNullException.ThrowIfNull(full);
+        if (full.Config.VocabSize != FullVocabSize)
+            throw new ArgumentException($"The model has a vocabulary of {full.Config.VocabSize}, the compact vocabulary expects {FullVocabSize}.", nameof(full));
+        var keep = new bool[FullVocabSize];
+        foreach (var id in _fullIds) keep[id] = true;
+        using (var _ = no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            var nonZero = full.TokenEmbedding.detach().abs().sum(1).gt(0).cpu().data<bool>().ToArray();
+            var dropped = Enumerable.Range(0, FullVocabSize).Where(i => nonZero[i] && !keep[i]).ToList();
+            if (dropped.Count > 0)
+                throw new ArgumentException($"{dropped.Count} tokens outside the compact vocabulary have non-zero embeddings (ids {string.Join(", ", dropped.Take(5))}" +
+                    $"{(dropped.Count > 5 ? ", …" : "")}), so the compact loss would not be the full one; build the vocabulary from every token the model knows.", nameof(full));
+        }
+        var model = new GptModel(CompactConfig(full.Config), full.Device);
+        using (var _ = no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            var src = full.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            var ids = tensor(_fullIds.Select(i => (long)i).ToArray(), device: full.Device);
+            foreach (var (name, p) in model.named_parameters())
+                p.copy_(name == "wte.weight" ? src[name].detach().index_select(0, ids) : src[name].detach());
+        }
+        model.train(full.training);
+        return model;
+    }
 
     /// <summary>
     /// A full-vocabulary GPT-2 equal to <paramref name="compact"/>: every parameter copied, the used tokens' embedding

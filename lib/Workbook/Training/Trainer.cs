@@ -135,7 +135,8 @@ public sealed class Trainer
     /// </summary>
     public int? EvalEvery { get; set; }
 
-    /// <summary>Learning-rate schedule over optimizer steps; null keeps the optimizer's rate.</summary>
+    /// <summary>Learning-rate schedule over optimizer steps; null keeps the optimizer's rate. With several parameter
+    /// groups, the first follows the schedule and the others keep the ratio to it they were built with.</summary>
     public LRSchedule? Schedule { get; set; }
 
     /// <summary>Clip the total gradient L2 norm to this value before each step (null: no clipping).</summary>
@@ -414,15 +415,19 @@ public sealed class Trainer
         return lr;
     }
 
-    /// <summary>Every group gets <paramref name="lr"/> × (its initial rate ÷ the largest initial rate); one group gets <paramref name="lr"/>.</summary>
+    /// <summary>
+    /// Sets the scheduled rate: the first parameter group gets <paramref name="lr"/>, every other group keeps the ratio
+    /// to the first group's rate it was built with (discriminative fine-tuning: a new head built at 10× the backbone's
+    /// rate stays at 10× through warm-up and decay). Groups built with one rate all get <paramref name="lr"/>.
+    /// </summary>
     double SetScheduledRates(double lr)
     {
-        double max = _baseRates.Length == 0 ? 0 : _baseRates.Max();
+        double first = _baseRates.Length == 0 ? 0 : _baseRates[0];
         int i = 0;
         foreach (var g in Optimizer.ParamGroups)
         {
             double initial = _baseRates[Math.Min(i++, _baseRates.Length - 1)];
-            g.LearningRate = max > 0 && initial != max ? lr * (initial / max) : lr;
+            g.LearningRate = first > 0 && initial != first ? lr * (initial / first) : lr;
         }
         return lr;
     }

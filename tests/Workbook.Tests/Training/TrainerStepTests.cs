@@ -207,10 +207,10 @@ public class TrainerStepTests
             Epochs = 1, Schedule = LRSchedule.WarmupCosine(0.5, 1, 2), Callbacks = { new RateProbe(rates) },
         };
         trainer.Fit(new BatchLoader(data, 16));
-        Assert.Equal(0.5, rates[0][1]);          // step 0: the schedule's rate for the group with the larger rate ...
-        Assert.Equal(0.05, rates[0][0], 15);     // ... and a tenth of it for the other, as their rates were
-        Assert.Equal(0.5, rates[1][1]);
-        Assert.Equal(trainer.History.Steps.Select(s => s.LearningRate), rates.Select(r => r[1]));
+        Assert.Equal(0.5, rates[0][0]);          // step 0: the schedule's rate for the first group ...
+        Assert.Equal(5.0, rates[0][1], 15);      // ... and ten times it for the other, as their rates were
+        Assert.Equal(0.5, rates[1][0]);
+        Assert.Equal(trainer.History.Steps.Select(s => s.LearningRate), rates.Select(r => r[0]));
 
         // Frozen: fc1 out of the optimizer and of the clipped norm.
         foreach (var p in fc1) p.requires_grad = false;
