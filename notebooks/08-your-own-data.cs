@@ -43,10 +43,10 @@ torch.set_num_threads(1);
 // %% [markdown]
 // ## 1. Load the CSV
 //
-// `DataPaths.File` finds the repository's `data/` folder (or `WORKBOOK_DATA`). `DataFrame.LoadCsv` reads the header row and guesses each column's type: numbers become `Single` columns, text becomes `String`. The file has the 30 features, the class index `target` and the class name `class`.
+// `DataPaths.File` finds the repository's `data/` folder (or `WORKBOOK_DATA`). `TabularData.LoadCsv` reads the header row and gives each column a type: a column of numbers becomes a `Double` column, anything else `String`, and empty cells are missing. Unlike `DataFrame.LoadCsv`, which silently reads the quoted cell `"2,5"` as 25 and accepts rows of the wrong width, it stops with the file, row and column of such a cell. The file has the 30 features, the class index `target` and the class name `class`.
 
 // %%
-var df = DataFrame.LoadCsv(DataPaths.File("tabular", "breast_cancer.csv"));
+var df = TabularData.LoadCsv(DataPaths.File("tabular", "breast_cancer.csv"));
 display($"{df.Rows.Count} rows × {df.Columns.Count} columns; types: {string.Join(", ", df.Columns.GroupBy(c => c.DataType.Name).Select(g => $"{g.Count()} {g.Key}"))}");
 df.Head(4)
 
@@ -97,7 +97,7 @@ Claim.Between("always answering benign is right 63 % of the time", classCounts[c
 var labelText = df.Columns["class"].Cast<string>().ToArray();
 GenericChart ClassHistogram(string feature)
 {
-    var values = df.Columns[feature].Cast<float?>().Select(v => (double)v!.Value).ToArray();
+    var values = df.Columns[feature].Cast<double?>().Select(v => v!.Value).ToArray();
     var traces = new[] { "malignant", "benign" }.Select(cls => Plot.Trace("histogram",
         ("x", values.Where((_, i) => labelText[i] == cls).ToArray()), ("name", $"{cls}"), ("opacity", 0.6), ("nbinsx", 30),
         ("legendgroup", cls), ("showlegend", feature == "worst concave points")));
@@ -108,8 +108,8 @@ Plot.WithLayout(Plot.Grid(shown.Select(ClassHistogram).ToList(), rows: 2, column
     ("barmode", "overlay"))
 
 // %%
-Plot.Scatter(df.Columns["worst radius"].Cast<float?>().Select(v => (double)v!.Value).ToList(),
-             df.Columns["worst concave points"].Cast<float?>().Select(v => (double)v!.Value).ToList(),
+Plot.Scatter(df.Columns["worst radius"].Cast<double?>().Select(v => v!.Value).ToList(),
+             df.Columns["worst concave points"].Cast<double?>().Select(v => v!.Value).ToList(),
              labelText, title: "Two features already separate most tumours", xTitle: "worst radius", yTitle: "worst concave points")
 
 // %% [markdown]
@@ -367,14 +367,14 @@ Directory.CreateDirectory(exportDir);
 DataFrame.SaveCsv(cv, Path.Combine(exportDir, "cv-folds.csv"));
 DataFrame.SaveCsv(report.ToDataFrame(), Path.Combine(exportDir, "test-report.csv"));
 DataFrame.SaveCsv(predictions, Path.Combine(exportDir, "test-predictions.csv"));
-var readBack = DataFrame.LoadCsv(Path.Combine(exportDir, "cv-folds.csv"));
+var readBack = TabularData.LoadCsv(Path.Combine(exportDir, "cv-folds.csv"));
 display($"wrote {string.Join(", ", Directory.GetFiles(exportDir, "*.csv").Select(Path.GetFileName).Order())} to {exportDir}");
 readBack
 
 // %% [markdown]
 // ## Your own data: a checklist
 //
-// - **Load**: `DataFrame.LoadCsv(path)`; check `Rows.Count`, the column types, and `Head()`.
+// - **Load**: `TabularData.LoadCsv(path)`; check `Rows.Count`, the column types, and `Head()`.
 // - **Columns**: `TabularData.NumericColumns(df, "label")` for features; text features need encoding; `ToTensor` names any column it cannot use.
 // - **Missing values**: `TabularData.MissingReport(df)`; drop rows only if few are affected, otherwise impute with training statistics (`MissingValues.AsNaN` + `Standardizer.Fit(..., imputeMissing: true)`).
 // - **Split before you look at the test rows**: `Splits.StratifiedSplit` / `StratifiedKFold`; fit every statistic (scaling, imputation, feature selection) on training rows only.

@@ -82,7 +82,7 @@ Tensor Probabilities(nn.Module<Tensor, Tensor> model, Tensor x)
 // The same pipeline, pointed at another file: only the path and the label column change. With three classes, macro F1 (each class weighted equally) complements accuracy.
 
 // %%
-var wine = DataFrame.LoadCsv(DataPaths.File("tabular", "wine_data.csv"));
+var wine = TabularData.LoadCsv(DataPaths.File("tabular", "wine_data.csv"));
 var wineFeatures = TabularData.NumericColumns(wine, "target");
 var wineX = TabularData.ToTensor(wine, wineFeatures);
 var wineY = TabularData.EncodeLabels(wine, "class");
@@ -107,7 +107,7 @@ Claim.AtMost("the gap between them is within one standard deviation of the folds
 // Knock out 10% of the cells (seeded), then compare (a) dropping incomplete rows with (b) imputing the training mean inside each fold. The complete table is the reference.
 
 // %%
-var cancer = DataFrame.LoadCsv(DataPaths.File("tabular", "breast_cancer.csv"));
+var cancer = TabularData.LoadCsv(DataPaths.File("tabular", "breast_cancer.csv"));
 var cancerFeatures = TabularData.NumericColumns(cancer, "target");
 var classes = new[] { "malignant", "benign" };
 var holey = cancer.Clone();

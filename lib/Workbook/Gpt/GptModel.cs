@@ -9,14 +9,15 @@ namespace Workbook.Gpt;
 // The linear layers below are fields of type Module<Tensor, Tensor>, not Linear, and not readonly: inference
 // converters swap in layers that compute the same product from the same weights (weight-only quantization in
 // Workbook.Quantization, the CPU accelerator in Workbook.Runtime.Kernels), as PyTorch's quantize_dynamic swaps nn.Linear,
-// and fine-tuning wraps them in LoRA adapters (GptModel.ReplaceProjections).
+// and fine-tuning wraps them in LoRA adapters (GptModel.ReplaceProjections). What the model offers beyond the paper's
+// forward pass (attention capture, hidden states, projection swaps, parameter counts) is in GptModelTools.cs.
 
 /// <summary>
 /// Multi-head causal self-attention of GPT-2. One linear layer <c>c_attn</c> makes queries, keys and values for all
 /// heads at once; each head attends with <c>softmax(q kᵀ / √d_head + causal mask) v</c>; <c>c_proj</c> mixes the heads.
 /// Parameter names follow Hugging Face's GPT-2 (<c>attn.c_attn</c>, <c>attn.c_proj</c>) so checkpoints load by name.
 /// </summary>
-public sealed class CausalSelfAttention : Module<Tensor, Tensor>
+public sealed partial class CausalSelfAttention : Module<Tensor, Tensor>
 {
     Module<Tensor, Tensor> c_attn, c_proj;
     readonly Dropout resid_dropout;
@@ -35,25 +36,6 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 
     /// <summary>Self-attention over a whole sequence <c>[B, T, E]</c> with the causal mask.</summary>
     public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
-
-    /// <summary>When set, every forward appends its attention weights <c>[B, H, T, S]</c> here (opt-in, for analysis;
-    /// see <see cref="GptModel.ForwardWithAttention"/>). The tensors belong to no dispose scope.</summary>
-    internal List<Tensor>? CaptureInto { get; set; }
-
-    /// <summary>
-    /// The weights the fused kernel applies, written out from the same queries and keys:
-    /// <c>softmax(q kᵀ / √hd + mask)</c>, with the causal mask (query i sees keys ≤ i + S − T) when no mask is given.
-    /// Attention dropout is not applied (the weights are those of eval mode).
-    /// </summary>
-    static Tensor AttentionWeights(Tensor q, Tensor k, Tensor? mask)
-    {
-        using var noGrad = no_grad();
-        long T = q.shape[2], S = k.shape[2];
-        var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(q.shape[^1]);
-        if (mask is not null) scores = scores + mask;
-        else scores = scores.masked_fill(ones(T, S, dtype: ScalarType.Bool, device: q.device).tril(S - T).logical_not(), double.NegativeInfinity);
-        return scores.softmax(-1);
-    }
 
     /// <summary>
     /// Attention with an optional cache: the new positions' keys and values are appended to <paramref name="cache"/>'s
@@ -79,12 +61,10 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     // [B, T, E] -> [B, H, T, hd]: each head sees its own hd-wide slice of the features.
     Tensor Heads(Tensor t) => t.view(t.shape[0], t.shape[1], _nHead, _nEmbd / _nHead).transpose(1, 2);
 
-    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
-        Projections.Replace(this, prefix + "c_attn", "c_attn", ref c_attn, replace) + Projections.Replace(this, prefix + "c_proj", "c_proj", ref c_proj, replace);
 }
 
 /// <summary>GPT-2's position-wise MLP: <c>c_proj(gelu_tanh(c_fc(x)))</c>, 4× wider in the middle.</summary>
-public sealed class GptMlp : Module<Tensor, Tensor>
+public sealed partial class GptMlp : Module<Tensor, Tensor>
 {
     Module<Tensor, Tensor> c_fc, c_proj;
     readonly Dropout dropout;
@@ -104,9 +84,6 @@ public sealed class GptMlp : Module<Tensor, Tensor>
     /// </summary>
     public override Tensor forward(Tensor x) =>
         dropout.forward(c_proj.forward(F.gelu(c_fc.forward(x), approximate: TorchSharp.Modules.GELU.Approximate.tanh)));
-
-    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
-        Projections.Replace(this, prefix + "c_fc", "c_fc", ref c_fc, replace) + Projections.Replace(this, prefix + "c_proj", "c_proj", ref c_proj, replace);
 }
 
 /// <summary>
@@ -114,7 +91,7 @@ public sealed class GptMlp : Module<Tensor, Tensor>
 /// of each branch (not the sum, as in the original Transformer) keeps a clean residual path from the embeddings to the
 /// output, which is what lets deep stacks train without warm-up tricks.
 /// </summary>
-public sealed class GptBlock : Module<Tensor, Tensor>
+public sealed partial class GptBlock : Module<Tensor, Tensor>
 {
     readonly LayerNorm ln_1, ln_2;
     readonly CausalSelfAttention attn;
@@ -133,12 +110,6 @@ public sealed class GptBlock : Module<Tensor, Tensor>
     /// <summary>The block over a whole sequence (causal, no cache).</summary>
     public override Tensor forward(Tensor x) => Forward(x, null, -1, null);
 
-    /// <summary>The block's attention layer.</summary>
-    internal CausalSelfAttention Attention => attn;
-
-    internal int ReplaceProjections(string prefix, Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace) =>
-        attn.ReplaceProjections(prefix + "attn.", replace) + mlp.ReplaceProjections(prefix + "mlp.", replace);
-
     internal Tensor Forward(Tensor x, KvCache? cache, int layer, Tensor? mask)
     {
         using var scope = NewDisposeScope(); // the block's intermediates go when it returns (autograd keeps what it needs)
@@ -155,7 +126,7 @@ public sealed class GptBlock : Module<Tensor, Tensor>
 /// <c>logits = ln_f(h) · wteᵀ</c>. Parameter names are Hugging Face's without the <c>transformer.</c> prefix.
 /// Load real weights with <see cref="GptCheckpoint"/> or <see cref="GptHub"/>.
 /// </summary>
-public sealed class GptModel : Module<Tensor, Tensor>
+public sealed partial class GptModel : Module<Tensor, Tensor>
 {
     readonly Embedding wte, wpe;
     readonly Dropout drop;
@@ -236,36 +207,6 @@ public sealed class GptModel : Module<Tensor, Tensor>
         return lm_head.forward(x).MoveToOuterDisposeScope(); // each token scored by the dot product with its own embedding
     }
 
-    /// <summary>
-    /// The final hidden states <c>ln_f(h)</c> <c>[B, T, n_embd]</c> for token ids <c>[B, T]</c>, with gradients: what a
-    /// task head reads instead of the LM head (see <see cref="GptSequenceClassifier"/>).
-    /// </summary>
-    /// <param name="idx">Token ids <c>[B, T]</c> (int64), positions 0..T-1, causal.</param>
-    /// <param name="padding">Bool <c>[B, T]</c>, true where a key position must not be attended to (see <see cref="Forward"/>).</param>
-    /// <exception cref="ArgumentException">The input is not <c>[B, T]</c> int64, holds an id outside the vocabulary, or runs past the context length.</exception>
-    public Tensor HiddenStates(Tensor idx, Tensor? padding = null)
-    {
-        GptInputs.Validate(idx, 0, Config);
-        using var scope = NewDisposeScope();
-        return Body(idx, null, null, padding, null).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// Replaces linear projections of every block (<c>h.i.attn.c_attn</c>, <c>h.i.attn.c_proj</c>, <c>h.i.mlp.c_fc</c>,
-    /// <c>h.i.mlp.c_proj</c>) by what <paramref name="replace"/> returns for their full name and current module (a
-    /// <see cref="TorchSharp.Modules.Linear"/> at first); null keeps a module. The replacement must map <c>[..., in]</c> to
-    /// <c>[..., out]</c> like the layer it stands for; it is registered under the same name, so its parameters appear
-    /// as <c>h.i.attn.c_attn.*</c>. Used for LoRA adapters (<see cref="FineTuning.LoRA"/>).
-    /// </summary>
-    /// <returns>The number of modules replaced.</returns>
-    public int ReplaceProjections(Func<string, Module<Tensor, Tensor>, Module<Tensor, Tensor>?> replace)
-    {
-        ArgumentNullException.ThrowIfNull(replace);
-        int n = 0;
-        for (int i = 0; i < h.Count; i++) n += h[i].ReplaceProjections($"h.{i}.", replace);
-        return n;
-    }
-
     // Embeddings, blocks and ln_f, in the caller's dispose scope (hidden states go one scope further out, to Forward's caller).
     Tensor Body(Tensor idx, KvCache? cache, Tensor? positions, Tensor? padding, List<Tensor>? hiddenStates)
     {
@@ -288,63 +229,9 @@ public sealed class GptModel : Module<Tensor, Tensor>
     static void Keep(List<Tensor>? states, Tensor x) => states?.Add(x.detach().clone().MoveToOuterDisposeScope());
 
     /// <summary>
-    /// The forward pass that also returns every layer's attention weights (Hugging Face's <c>output_attentions</c>):
-    /// one tensor <c>[B, n_head, T, T]</c> per layer, row i holding the softmax weights of query position i over the keys
-    /// (0 above the diagonal, each row summing to 1). The logits are exactly <see cref="Forward"/>'s: the attention still
-    /// runs in the fused kernel, and the weights are computed beside it from the same queries, keys and mask (without
-    /// attention dropout). The caller disposes the weights.
-    /// </summary>
-    /// <param name="idx">Token ids <c>[B, T]</c> (int64).</param>
-    /// <param name="positions">As in <see cref="Forward"/>.</param>
-    /// <param name="padding">As in <see cref="Forward"/>: padded keys get weight 0.</param>
-    public (Tensor Logits, Tensor[] Attention) ForwardWithAttention(Tensor idx, Tensor? positions = null, Tensor? padding = null)
-    {
-        var captured = new List<Tensor>();
-        foreach (var block in h) block.Attention.CaptureInto = captured;
-        try
-        {
-            return (Forward(idx, positions: positions, padding: padding), captured.ToArray());
-        }
-        catch
-        {
-            foreach (var t in captured) t.Dispose();
-            throw;
-        }
-        finally
-        {
-            foreach (var block in h) block.Attention.CaptureInto = null;
-        }
-    }
-
-
-    /// <summary>
     /// Mean cross-entropy of next-token prediction: <paramref name="logits"/> <c>[B, T, V]</c> against
     /// <paramref name="targets"/> <c>[B, T]</c> (the inputs shifted by one). log(V) at initialisation, ≈10.8 for GPT-2.
     /// </summary>
     public static Tensor Loss(Tensor logits, Tensor targets) =>
         F.cross_entropy(logits.view(-1, logits.shape[^1]), targets.view(-1));
-
-    /// <summary>Parameter counts by part (embeddings, each block, final LayerNorm), for the architecture walk-through.</summary>
-    public IReadOnlyList<(string Part, long Parameters)> ParameterBreakdown() =>
-        named_parameters().GroupBy(p => p.name.StartsWith("h.", StringComparison.Ordinal) ? string.Join('.', p.name.Split('.').Take(2)) : p.name.Split('.')[0])
-            .Select(g => (g.Key, g.Sum(p => p.parameter.numel()))).ToList();
-
-    // TorchSharp's to(device / dtype) replaces each module's parameters with moved copies, one module at a time, which
-    // would leave lm_head with a copy of wte's matrix: tie them again afterwards.
-    /// <inheritdoc/>
-    protected override Module _to(Device device, ScalarType dtype, bool non_blocking) { base._to(device, dtype, non_blocking); return Tie(); }
-    /// <inheritdoc/>
-    protected override Module _to(DeviceType deviceType, int deviceIndex, bool non_blocking) { base._to(deviceType, deviceIndex, non_blocking); return Tie(); }
-    /// <inheritdoc/>
-    protected override Module _to(ScalarType dtype, bool non_blocking) { base._to(dtype, non_blocking); return Tie(); }
-
-    Module Tie()
-    {
-        if (lm_head is Linear head && head.weight.Handle != EmbeddingMatrix().Handle) head.weight = EmbeddingMatrix();
-        return this;
-    }
-
-    // The parameter object wte registered (its weight property returns a new handle on each call, which
-    // named_parameters would not recognise as the same tensor).
-    Parameter EmbeddingMatrix() => wte.named_parameters(recurse: false).Single().parameter;
 }
