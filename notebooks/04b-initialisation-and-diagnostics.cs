@@ -317,11 +317,11 @@ display(Plot.Grid(new[]
     }, yTitle: "gradient norm (log)", logY: true),
 }, 1, 2, title: "SGD at lr 1.0: training loss (left) and gradient norm (right), with and without clipping"));
 var clippedSteps = withClip.Diagnostics.GradNorms.Count(g => g.Before > 1.0);
-$"without clipping: {noClip.Trainer.History.StopReason ?? "ran to the end"}; largest gradient norm {noClip.Diagnostics.GradNorms.Max(g => g.Before):E1}. " +
+$"without clipping: {(noClip.Trainer.History.StopReason == StopReason.Completed ? "ran to the end" : noClip.Trainer.History.StopDetail)}; largest gradient norm {noClip.Diagnostics.GradNorms.Max(g => g.Before):E1}. " +
 $"With clipping: {withClip.Trainer.History.Steps.Count} steps, {clippedSteps} of them clipped (median norm before clipping {withClip.Diagnostics.GradNorms.Select(g => g.Before).Order().ElementAt(withClip.Diagnostics.GradNorms.Count / 2):F2}), loss {withClip.Trainer.History.StepLosses[0]:F3} → {withClip.Trainer.History.StepLosses[^5..].Average():F3} (mean of the last 5 steps)"
 
 // %%
-display(Claim.That("without clipping, the loss becomes non-finite and the Trainer stops", noClip.Trainer.History.StopReason?.Contains("NaN") == true || noClip.Trainer.History.StopReason?.Contains("Infinity") == true, noClip.Trainer.History.StopReason ?? "no stop"));
+display(Claim.That("without clipping, the loss becomes non-finite and the Trainer stops", noClip.Trainer.History.StopReason == StopReason.NonFiniteLoss, noClip.Trainer.History.StopDetail ?? "no stop"));
 display(Claim.AtMost("with clipping, the norm after clipping never exceeds 1", withClip.Diagnostics.GradNorms.Max(g => g.After), full: 1 + 1e-4, quick: 1 + 1e-4));
 Claim.AtLeast("with clipping, the same lr trains: the loss falls by over 0.5", withClip.Trainer.History.StepLosses[0] - withClip.Trainer.History.StepLosses[^5..].Average(), full: 0.5, quick: 0.3)
 

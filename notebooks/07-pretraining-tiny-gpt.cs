@@ -84,7 +84,7 @@ Claim.AtLeast("half of the distinct tokens occur only a handful of times (≤ 5)
 
 // %%
 var data = new TokenDataset(ids, valFraction: 0.1);
-var (xb, yb) = data.Batch(false, batchSize: 1, blockSize: 12, new Random(1));
+var (xb, yb) = TokenWindows.Random(data.Train, batchSize: 1, blockSize: 12, batchesPerEpoch: 1, seed: 1).Batches(0).First(); // one random window of 12 tokens and the same window shifted by one
 display($"train {data.Train.Length:N0} tokens, validation {data.Val.Length:N0} tokens");
 new DataFrame(
     new StringDataFrameColumn("input x", xb[0].data<long>().Select(i => tok.TokenDisplay((int)i))),
@@ -107,7 +107,7 @@ var compactData = new TokenDataset(vocab.ToCompact(ids), valFraction: 0.1);
 var architecture = new GptConfig { NumLayers = 6, NumHeads = 4, DModel = 128, MaxLength = 128, Dropout = 0.2 };
 var probe = new GptModel(vocab.CompactConfig(architecture));
 var fullProbe = vocab.Expand(probe);
-var (cx, cy) = compactData.Batch(false, 4, 64, new Random(2));
+var (cx, cy) = TokenWindows.Random(compactData.Train, batchSize: 4, blockSize: 64, batchesPerEpoch: 1, seed: 2).Batches(0).First();
 var fx = cx.cpu().data<long>().Select(i => (long)vocab.ToFull((int)i)).ToArray();
 var fy = cy.cpu().data<long>().Select(i => (long)vocab.ToFull((int)i)).ToArray();
 double compactLoss, fullLoss;
