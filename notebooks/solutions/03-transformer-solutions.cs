@@ -150,7 +150,7 @@ display(new DataFrame(
 var (postLn, preLn) = (results[0], results[1]);
 // The loss of a model that ignores its input and predicts the overall token frequencies: their entropy.
 var frequencyTargets = lnTask.Batch(lnTask.Sample(2000)).Target;
-var tokenCounts = Enumerable.Range(0, DigitSequenceTask.TargetVocabSize).Select(v => (double)frequencyTargets.eq(v).sum().item<long>()).ToArray();
+var tokenCounts = Enumerable.Range(0, (int)DigitSequenceTask.TargetVocabSize).Select(v => (double)frequencyTargets.eq(v).sum().item<long>()).ToArray();
 tokenCounts[DigitSequenceTask.Pad] = 0;
 double frequencyLoss = -tokenCounts.Where(c => c > 0).Sum(c => c / tokenCounts.Sum() * Math.Log(c / tokenCounts.Sum()));
 display($"predicting the overall token frequencies: loss {frequencyLoss:F3}");

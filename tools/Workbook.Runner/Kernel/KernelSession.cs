@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -44,9 +46,25 @@ public sealed class KernelSession : IAsyncDisposable
 
     sealed record Pending(string Token, Action<KernelEvent> OnEvent, TaskCompletionSource<KernelEvent?> Done);
 
+    // Kernels still running. A runner stopped by Ctrl+C, SIGTERM (a CI timeout, `kill`) or SIGHUP takes them with it:
+    // without this, the kernel (a separate process) would go on running the notebook's cell, orphaned.
+    static readonly ConcurrentDictionary<int, Process> Live = new();
+    static readonly PosixSignalRegistration[] Signals =
+        [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(s => PosixSignalRegistration.Create(s, _ => KillLive()))];
+
+    static KernelSession() => AppDomain.CurrentDomain.ProcessExit += (_, _) => KillLive();
+
+    static void KillLive()
+    {
+        foreach (var p in Live.Values)
+            try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } catch (System.ComponentModel.Win32Exception) { }
+    }
+
     KernelSession(Process process)
     {
+        GC.KeepAlive(Signals);
         _process = process;
+        Live[process.Id] = process;
         _stdin = new StreamWriter(process.StandardInput.BaseStream, new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.AppendLine(e.Data); };
         process.BeginErrorReadLine();
@@ -228,6 +246,7 @@ public sealed class KernelSession : IAsyncDisposable
     {
         try { _stdin.Close(); } catch (IOException) { }
         try { if (!_process.HasExited) _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+        Live.TryRemove(_process.Id, out _);
         try { await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false); } catch (TimeoutException) { }
         try { await _reader.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (TimeoutException) { }
         _process.Dispose();
