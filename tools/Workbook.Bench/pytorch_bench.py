@@ -163,10 +163,10 @@ class Block(nn.Module):
 class KvCache:
     """Preallocated keys/values, written in place (as Workbook.Gpt.KvCache)."""
 
-    def __init__(self, c, batch, capacity):
+    def __init__(self, c, batch, capacity, dtype=torch.float32):
         hd = c["n_embd"] // c["n_head"]
-        self.k = [torch.zeros(batch, c["n_head"], capacity, hd) for _ in range(c["n_layer"])]
-        self.v = [torch.zeros(batch, c["n_head"], capacity, hd) for _ in range(c["n_layer"])]
+        self.k = [torch.zeros(batch, c["n_head"], capacity, hd, dtype=dtype) for _ in range(c["n_layer"])]
+        self.v = [torch.zeros(batch, c["n_head"], capacity, hd, dtype=dtype) for _ in range(c["n_layer"])]
         self.length = 0
 
     def append(self, layer, k, v):
@@ -214,7 +214,8 @@ def greedy(model, prompt, new_tokens, use_cache):
     out = []
     with torch.no_grad():
         if use_cache:
-            cache = KvCache(model.c, 1, prompt.size(1) + new_tokens)
+            # The cache holds what the model computes: bf16 keys and values for model.bfloat16().
+            cache = KvCache(model.c, 1, prompt.size(1) + new_tokens, next(model.parameters()).dtype)
             nxt = prompt
             for _ in range(new_tokens):
                 nxt = model(nxt, cache, last_only=True)[:, -1, :].argmax(-1, keepdim=True)
