@@ -24,7 +24,7 @@ namespace Workbook.Runner
             Options:
               --out DIR            output folder (default: out)
               --profile P          Quick or Full (default: $WORKBOOK_PROFILE, else Full)
-              --cell-timeout S     seconds one cell may run (default 600)
+              --cell-timeout S     seconds one cell may run (default 1800: the Full exercises train for minutes)
               --keep-going         run every notebook even after one fails
               --no-html            skip the HTML site
               --prefix DIR         (kernelspec) install into DIR/share/jupyter/kernels instead of Jupyter's user folder
@@ -38,7 +38,7 @@ namespace Workbook.Runner
             var inputs = new List<string>();
             string outDir = "out";
             string? profile = Environment.GetEnvironmentVariable("WORKBOOK_PROFILE");
-            int cellTimeout = 600;
+            int cellTimeout = 1800; // the longest Full cells (solutions 03 and 06) ran 485-600+ s on a loaded 2-core VM
             bool keepGoing = false, html = true;
             try
             {
