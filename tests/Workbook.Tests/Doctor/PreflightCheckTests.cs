@@ -243,6 +243,29 @@ public sealed class PreflightCheckTests : IDisposable
     }
 
     [Fact]
+    public void A_missing_Full_factor_counts_only_with_its_reason()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "wb-costs-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(dir, "solutions"));
+        foreach (var f in new[] { "a.ipynb", "b.ipynb", "solutions/c.ipynb" }) File.WriteAllText(Path.Combine(dir, f), "{}");
+        var costs = new List<NotebookCost>
+        {
+            new("a.ipynb", 10, 20),
+            new("b.ipynb", 10, null, FullMissing: "the Full run timed out under load"),
+            new("c.ipynb", 10, null),
+        };
+        Assert.Equal(new[] { "solutions/c.ipynb" }, NotebookCosts.Missing(costs, dir));
+        var path = Path.Combine(dir, "costs.json");
+        NotebookCosts.Write(path, costs);
+        var back = NotebookCosts.Read(path);
+        Assert.Equal("the Full run timed out under load", back.Single(c => c.Notebook == "b.ipynb").FullMissing);
+        // Recording a Full run clears the reason.
+        NotebookCosts.Record(back, """{"profile": "Full", "notebooks": [{"relative": "b.ipynb", "ok": true, "seconds": 2}]}""", 5, "test");
+        Assert.Equal((10.0, (string?)null), (back.Single(c => c.Notebook == "b.ipynb").FullUnits!.Value, back.Single(c => c.Notebook == "b.ipynb").FullMissing));
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
     public void Every_notebook_has_quick_and_full_cost_factors()
     {
         // The doctor's estimates (tools/Workbook.Doctor/notebook-costs.json) must cover every chapter and solution. After
@@ -252,7 +275,8 @@ public sealed class PreflightCheckTests : IDisposable
         var costs = NotebookCosts.Read(Path.Combine(TestSetup.RepoRoot, "tools", "Workbook.Doctor", "notebook-costs.json"));
         var missing = NotebookCosts.Missing(costs, Path.Combine(TestSetup.RepoRoot, "notebooks"));
         Assert.True(missing.Count == 0, $"No Quick or Full cost factor for: {string.Join(", ", missing)}. Record them with doctor --record-costs (see the comment in this test).");
-        Assert.All(costs, c => Assert.True(c.QuickUnits > 0 && c.FullUnits > 0, $"{c.Notebook}: factors must be positive"));
+        Assert.All(costs, c => Assert.True(c.QuickUnits > 0 && (c.FullUnits > 0 || (c.FullUnits is null && !string.IsNullOrWhiteSpace(c.FullMissing))),
+            $"{c.Notebook}: factors must be positive, and a missing Full factor needs its reason"));
     }
 
     [Fact]

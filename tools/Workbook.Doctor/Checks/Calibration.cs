@@ -92,7 +92,9 @@ public static class Calibration
 /// <param name="FullUnits">Full run seconds × score, or null when not measured.</param>
 /// <param name="QuickSource">Where the Quick number comes from (machine, threads, score, date).</param>
 /// <param name="FullSource">Where the Full number comes from.</param>
-public sealed record NotebookCost(string Notebook, double? QuickUnits, double? FullUnits, string? QuickSource = null, string? FullSource = null);
+/// <param name="FullMissing">Why no Full factor is recorded yet (a measured run that did not finish, say): a gap said
+/// out loud, which the factor test accepts; a notebook with neither a factor nor a reason fails it.</param>
+public sealed record NotebookCost(string Notebook, double? QuickUnits, double? FullUnits, string? QuickSource = null, string? FullSource = null, string? FullMissing = null);
 
 /// <summary>
 /// The per-notebook cost factors (tools/Workbook.Doctor/notebook-costs.json). Recorded from a runner report:
@@ -109,7 +111,7 @@ public static class NotebookCosts
         if (!File.Exists(path)) return new List<NotebookCost>();
         var root = JsonNode.Parse(File.ReadAllText(path))!;
         return root["notebooks"]!.AsArray().Select(n => new NotebookCost(
-            (string)n!["notebook"]!, (double?)n["quick_units"], (double?)n["full_units"], (string?)n["quick_source"], (string?)n["full_source"])).ToList();
+            (string)n!["notebook"]!, (double?)n["quick_units"], (double?)n["full_units"], (string?)n["quick_source"], (string?)n["full_source"], (string?)n["full_missing"])).ToList();
     }
 
     /// <summary>Writes the costs file, notebooks sorted by name.</summary>
@@ -122,6 +124,7 @@ public static class NotebookCosts
             ["full_units"] = c.FullUnits is { } f ? Math.Round(f, 1) : null,
             ["quick_source"] = c.QuickSource,
             ["full_source"] = c.FullSource,
+            ["full_missing"] = c.FullUnits is null ? c.FullMissing : null,
         }).ToArray());
         var root = new JsonObject
         {
@@ -150,7 +153,7 @@ public static class NotebookCosts
             double units = nb["seconds"]!.GetValue<double>() * score;
             int i = costs.FindIndex(c => c.Notebook == name);
             var old = i >= 0 ? costs[i] : new NotebookCost(name, null, null);
-            var updated = quick ? old with { QuickUnits = units, QuickSource = source } : old with { FullUnits = units, FullSource = source };
+            var updated = quick ? old with { QuickUnits = units, QuickSource = source } : old with { FullUnits = units, FullSource = source, FullMissing = null };
             if (i >= 0) costs[i] = updated; else costs.Add(updated);
             n++;
         }
@@ -182,7 +185,8 @@ public static class NotebookCosts
         Directory.GetFiles(notebooksDirectory, "*.ipynb", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(notebooksDirectory, f).Replace('\\', '/'))
             .Where(f => !f.Contains(".ipynb_checkpoints"))
-            .Where(f => costs.FirstOrDefault(c => c.Notebook == f || c.Notebook == Path.GetFileName(f)) is not { QuickUnits: not null, FullUnits: not null })
+            .Where(f => costs.FirstOrDefault(c => c.Notebook == f || c.Notebook == Path.GetFileName(f)) is not { QuickUnits: not null } cost
+                        || (cost.FullUnits is null && string.IsNullOrWhiteSpace(cost.FullMissing)))
             .Order(StringComparer.Ordinal).ToList();
 }
 
