@@ -41,7 +41,6 @@ using Workbook.Attention;
 using Microsoft.Data.Analysis;
 
 // The number every check below reports: the largest absolute difference between two tensors.
-double MaxDiff(Tensor a, Tensor b) => (a.to_type(ScalarType.Float64) - b.to_type(ScalarType.Float64)).abs().max().item<double>();
 string Row(Tensor t) => string.Join(", ", t.to_type(ScalarType.Float32).data<float>().ToArray().Select(v => v.ToString("G4")));
 
 // %% [markdown]
@@ -87,8 +86,8 @@ display(new DataFrame(
 display(Claim.That("exp overflows to inf above about 88.7 in float32", float.IsInfinity(tensor(88.8f).exp().item<float>()) && !float.IsInfinity(tensor(88.7f).exp().item<float>()),
     $"exp(88.7) = {tensor(88.7f).exp().item<float>():G3}, exp(88.8) = {tensor(88.8f).exp().item<float>()}"));
 display(Claim.That("the naive softmax returns NaN for [1000, 1001, 1002]", NaiveSoftmax(inputs[1]).isnan().all().item<bool>(), Row(NaiveSoftmax(inputs[1]))));
-display(Claim.AtMost("the stable one gives the weights of [1, 2, 3]", MaxDiff(StableSoftmax(inputs[1]), StableSoftmax(inputs[0])), full: 1e-6, quick: 1e-6));
-Claim.AtMost("… and agrees with TorchSharp's softmax", inputs.Max(z => MaxDiff(StableSoftmax(z), z.softmax(-1))), full: 1e-6, quick: 1e-6)
+display(Claim.AtMost("the stable one gives the weights of [1, 2, 3]", Claim.MaxDiff(StableSoftmax(inputs[1]), StableSoftmax(inputs[0])), full: 1e-6, quick: 1e-6));
+Claim.AtMost("… and agrees with TorchSharp's softmax", inputs.Max(z => Claim.MaxDiff(StableSoftmax(z), z.softmax(-1))), full: 1e-6, quick: 1e-6)
 
 // %% [markdown]
 // The naive version returns NaN for `[1000, 1001, 1002]`; the stable one returns the same weights as for `[1, 2, 3]` (only differences matter) and agrees with TorchSharp's built-in softmax, which is what the library uses.
@@ -125,10 +124,10 @@ new DataFrame(
     new StringDataFrameColumn("library", new[] { Row(w1[0]), Row(w1[1]), Row(out1[0]), Row(out1[1]) }))
 
 // %%
-display($"max |library − by hand|: weights {MaxDiff(w1, tensor(wHand)):E1}, output {MaxDiff(out1, tensor(outHand)):E1}");
-display(Claim.AtMost("the library equals the loops (float32 rounding)", Math.Max(MaxDiff(w1, tensor(wHand)), MaxDiff(out1, tensor(outHand))), full: 1e-6, quick: 1e-6));
-display(Claim.AtMost("query 1's weights are (0.4011, 0.1978, 0.4011)", MaxDiff(tensor(wHand)[0], tensor(new[] { 0.4011, 0.1978, 0.4011 })), full: 5e-5, quick: 5e-5));
-Claim.AtMost("… and its output is (2.4067, 2.2033)", MaxDiff(tensor(outHand)[0], tensor(new[] { 2.4067, 2.2033 })), full: 5e-5, quick: 5e-5)
+display($"max |library − by hand|: weights {Claim.MaxDiff(w1, tensor(wHand)):E1}, output {Claim.MaxDiff(out1, tensor(outHand)):E1}");
+display(Claim.AtMost("the library equals the loops (float32 rounding)", Math.Max(Claim.MaxDiff(w1, tensor(wHand)), Claim.MaxDiff(out1, tensor(outHand))), full: 1e-6, quick: 1e-6));
+display(Claim.AtMost("query 1's weights are (0.4011, 0.1978, 0.4011)", Claim.MaxDiff(tensor(wHand)[0], tensor(new[] { 0.4011, 0.1978, 0.4011 })), full: 5e-5, quick: 5e-5));
+Claim.AtMost("… and its output is (2.4067, 2.2033)", Claim.MaxDiff(tensor(outHand)[0], tensor(new[] { 2.4067, 2.2033 })), full: 5e-5, quick: 5e-5)
 
 // %% [markdown]
 // ## 4. Attention weights as a picture
@@ -143,8 +142,8 @@ var (o, w) = ScaledDotProductAttention.Compute(xq, xk, xv);
 Plot.Heatmap(w[0], tokens, tokens, title: "Attention weights (batch 0): row = query, column = key", xTitle: "key", yTitle: "query")
 
 // %%
-display($"output {string.Join("×", o.shape)}, weights {string.Join("×", w.shape)}; every row sums to 1: max |Σ_j w_ij − 1| = {MaxDiff(w.sum(-1), ones(2, T)):E1}");
-Claim.AtMost("every row of weights sums to 1", MaxDiff(w.sum(-1), ones(2, T)), full: 1e-6, quick: 1e-6)
+display($"output {string.Join("×", o.shape)}, weights {string.Join("×", w.shape)}; every row sums to 1: max |Σ_j w_ij − 1| = {Claim.MaxDiff(w.sum(-1), ones(2, T)):E1}");
+Claim.AtMost("every row of weights sums to 1", Claim.MaxDiff(w.sum(-1), ones(2, T)), full: 1e-6, quick: 1e-6)
 
 // %% [markdown]
 // ## 5. Masks: causal and padding
@@ -175,10 +174,10 @@ display(new DataFrame(
     new StringDataFrameColumn("check", new[] { "max weight on masked keys", "max |row sum − 1|", "min weight on allowed keys" }),
     new DoubleDataFrameColumn("value", new[] {
         wBoth.masked_select(maskedEverywhere).max().item<float>(),
-        MaxDiff(wBoth.sum(-1), ones(2, T)),
+        Claim.MaxDiff(wBoth.sum(-1), ones(2, T)),
         wBoth.masked_select(maskedEverywhere.logical_not()).min().item<float>() })));
 display(Claim.Close("masked weights are exactly 0", wBoth.masked_select(maskedEverywhere).max().item<float>(), 0, 0));
-display(Claim.AtMost("every row is still a distribution", MaxDiff(wBoth.sum(-1), ones(2, T)), full: 1e-6, quick: 1e-6));
+display(Claim.AtMost("every row is still a distribution", Claim.MaxDiff(wBoth.sum(-1), ones(2, T)), full: 1e-6, quick: 1e-6));
 Claim.AtLeast("every allowed key keeps a positive weight", wBoth.masked_select(maskedEverywhere.logical_not()).min().item<float>(), full: 1e-30, quick: 1e-30)
 
 // %% [markdown]
@@ -289,8 +288,8 @@ torchSharp.load_state_dict(mha.state_dict());
 torchSharp.eval();
 var xt = x.transpose(0, 1);
 var (tsOut, tsW) = torchSharp.call(xt, xt, xt);
-var mhaDiffs = new[] { MaxDiff(libOut, fromScratch), MaxDiff(libW!, headWeights), MaxDiff(sepOut, fromScratch),
-    MaxDiff(tsOut.transpose(0, 1), fromScratch), MaxDiff(tsW, headWeights.mean(new long[] { 1 })) };
+var mhaDiffs = new[] { Claim.MaxDiff(libOut, fromScratch), Claim.MaxDiff(libW!, headWeights), Claim.MaxDiff(sepOut, fromScratch),
+    Claim.MaxDiff(tsOut.transpose(0, 1), fromScratch), Claim.MaxDiff(tsW, headWeights.mean(new long[] { 1 })) };
 display(new DataFrame(
     new StringDataFrameColumn("compared with the from-scratch computation", new[] {
         "library MultiheadAttention: output", "library: per-head weights", "SeparateHeadsAttention: output",
@@ -317,11 +316,11 @@ var (tsAdditive, _) = torchSharp.call(xt, xt, xt, null, false, AttentionMask.Cau
 display(new DataFrame(
     new StringDataFrameColumn("comparison", new[] { "ours (causal) vs TorchSharp, bool mask", "ours vs TorchSharp, additive 0/−∞ mask",
         "TorchSharp bool mask vs TorchSharp float 0/1 mask" }),
-    new DoubleDataFrameColumn("max |diff|", new[] { MaxDiff(oursCausal, tsBool.transpose(0, 1)),
-        MaxDiff(oursCausal, tsAdditive.transpose(0, 1)), MaxDiff(tsBool, tsZeroOne) })));
-display(Claim.AtLeast("TorchSharp's module with a bool mask is not causal attention", MaxDiff(oursCausal, tsBool.transpose(0, 1)), full: 1e-3, quick: 1e-3));
-display(Claim.Close("… it adds the mask as 0/1: the same as the float 0/1 mask", MaxDiff(tsBool, tsZeroOne), 0, 1e-6));
-Claim.AtMost("with the additive 0/−∞ form it agrees with ours", MaxDiff(oursCausal, tsAdditive.transpose(0, 1)), full: 1e-5, quick: 1e-5)
+    new DoubleDataFrameColumn("max |diff|", new[] { Claim.MaxDiff(oursCausal, tsBool.transpose(0, 1)),
+        Claim.MaxDiff(oursCausal, tsAdditive.transpose(0, 1)), Claim.MaxDiff(tsBool, tsZeroOne) })));
+display(Claim.AtLeast("TorchSharp's module with a bool mask is not causal attention", Claim.MaxDiff(oursCausal, tsBool.transpose(0, 1)), full: 1e-3, quick: 1e-3));
+display(Claim.Close("… it adds the mask as 0/1: the same as the float 0/1 mask", Claim.MaxDiff(tsBool, tsZeroOne), 0, 1e-6));
+Claim.AtMost("with the additive 0/−∞ form it agrees with ours", Claim.MaxDiff(oursCausal, tsAdditive.transpose(0, 1)), full: 1e-5, quick: 1e-5)
 
 // %% [markdown]
 // ## 8. The fast path
@@ -342,7 +341,7 @@ double Time(Func<Tensor> f, int reps)
 int reps = Notebook.Pick(quick: 3, full: 20);
 double tExplicit = Time(() => ScaledDotProductAttention.Compute(bq, bk, bv, isCausal: true).Output, reps);
 double tFused = Time(() => ScaledDotProductAttention.Fused(bq, bk, bv, isCausal: true), reps);
-var fusedDiff = MaxDiff(ScaledDotProductAttention.Fused(bq, bk, bv, isCausal: true), ScaledDotProductAttention.Compute(bq, bk, bv, isCausal: true).Output);
+var fusedDiff = Claim.MaxDiff(ScaledDotProductAttention.Fused(bq, bk, bv, isCausal: true), ScaledDotProductAttention.Compute(bq, bk, bv, isCausal: true).Output);
 display($"explicit {tExplicit:F1} ms, fused {tFused:F1} ms per call (explicit / fused = {tExplicit / tFused:F2}, {torch.get_num_threads()} threads); max |fused − explicit| = {fusedDiff:E1}");
 Claim.AtMost("the fused kernel gives the same output", fusedDiff, full: 1e-4, quick: 1e-4)
 

@@ -36,7 +36,6 @@ Notebook.Setup(seed: 42)
 using Workbook.Attention;
 using Workbook.Transformers;
 using Microsoft.Data.Analysis;
-double MaxDiff(Tensor a, Tensor b) => (a.to_type(ScalarType.Float64) - b.to_type(ScalarType.Float64)).abs().max().item<double>();
 
 // %% [markdown]
 // ## 1. Attention cannot see order
@@ -60,11 +59,11 @@ var yap = mha.forward(ap, ap, ap).Output;
 var ybp = mha.forward(bp, bp, bp).Output;
 new DataFrame(
     new StringDataFrameColumn("output of \"dog\": subject (position 0) vs object (position 2)", new[] { "without positions", "with sinusoidal positions added" }),
-    new DoubleDataFrameColumn("max |diff|", new[] { MaxDiff(ya[0, 0], yb[0, 2]), MaxDiff(yap[0, 0], ybp[0, 2]) }))
+    new DoubleDataFrameColumn("max |diff|", new[] { Claim.MaxDiff(ya[0, 0], yb[0, 2]), Claim.MaxDiff(yap[0, 0], ybp[0, 2]) }))
 
 // %%
-display(Claim.AtMost("without positions, \"dog\" as subject and as object is the same vector (float rounding)", MaxDiff(ya[0, 0], yb[0, 2]), full: 1e-5, quick: 1e-5));
-Claim.AtLeast("with positions added, the two \"dog\"s differ", MaxDiff(yap[0, 0], ybp[0, 2]), full: 1e-2, quick: 1e-2)
+display(Claim.AtMost("without positions, \"dog\" as subject and as object is the same vector (float rounding)", Claim.MaxDiff(ya[0, 0], yb[0, 2]), full: 1e-5, quick: 1e-5));
+Claim.AtLeast("with positions added, the two \"dog\"s differ", Claim.MaxDiff(yap[0, 0], ybp[0, 2]), full: 1e-2, quick: 1e-2)
 
 // %% [markdown]
 // Without position information "dog" gets exactly the same representation as subject and as object (a difference of 0, or float rounding). The fix is to make each input vector carry its position: add a position-dependent vector to the token embedding (sinusoidal or learned, sections 2–4), or rotate queries and keys by a position-dependent angle (RoPE, section 5).
@@ -104,8 +103,8 @@ var posCol = arange(maxLength, dtype: float32).unsqueeze(1);
 var tutorial = zeros(maxLength, d);
 tutorial[.., TensorIndex.Slice(0, null, 2)] = sin(posCol * divTerm);
 tutorial[.., TensorIndex.Slice(1, null, 2)] = cos(posCol * divTerm);
-display($"max |tutorial (float32) − library (float64, rounded)| = {MaxDiff(tutorial, table):E1}");
-Claim.AtMost("the tutorial's float32 table is the same formula, up to float32 rounding", MaxDiff(tutorial, table), full: 1e-4, quick: 1e-4)
+display($"max |tutorial (float32) − library (float64, rounded)| = {Claim.MaxDiff(tutorial, table):E1}");
+Claim.AtMost("the tutorial's float32 table is the same formula, up to float32 rounding", Claim.MaxDiff(tutorial, table), full: 1e-4, quick: 1e-4)
 
 // %% [markdown]
 // ## 3. Properties, verified
@@ -146,7 +145,7 @@ Tensor ShiftMatrix(long k)
     return M;
 }
 var ks = new long[] { 1, 5, 50, 500 };
-var shiftErrors = ks.Select(k => MaxDiff(big[(int)k..(int)(k + 1500)], matmul(big[..1500], ShiftMatrix(k).T))).ToArray();
+var shiftErrors = ks.Select(k => Claim.MaxDiff(big[(int)k..(int)(k + 1500)], matmul(big[..1500], ShiftMatrix(k).T))).ToArray();
 display(new DataFrame(
     new Int64DataFrameColumn("k", ks),
     new DoubleDataFrameColumn("max over 1,500 positions of |PE(p+k) − M_k PE(p)|", shiftErrors)));
@@ -236,7 +235,7 @@ try { learned.forward(randn(1, 20, d)); tooLong = "no error"; } catch (Exception
 display(new DataFrame(
     new StringDataFrameColumn("", new[] { "parameters", "x + P − x equals rows 0..9 (max |diff|)", "20 tokens" }),
     new StringDataFrameColumn("value", new[] { $"{learned.parameters().Sum(p => p.numel())} = 16 × {d}",
-        $"{MaxDiff(withPos - xTokens, learned.weight[..10].expand(2, 10, d)):E1}", tooLong })));
+        $"{Claim.MaxDiff(withPos - xTokens, learned.weight[..10].expand(2, 10, d)):E1}", tooLong })));
 display(Claim.Close("the table costs max_len × d parameters", learned.parameters().Sum(p => p.numel()), 16 * d, 0));
 Claim.That("it knows no position beyond max_len", tooLong != "no error", tooLong)
 
@@ -281,9 +280,9 @@ Claim.AtLeast("additive scores vary along diagonals (relative to their spread)",
 // %%
 var xr = randn(4, 50, dh);
 var rotated = new RotaryEmbedding(dh).forward(xr);
-display($"max |‖R x‖ − ‖x‖| = {MaxDiff(rotated.norm(-1), xr.norm(-1)):E1}; position 0 unchanged: max |diff| = {MaxDiff(rotated[.., 0], xr[.., 0]):E1}");
-display(Claim.AtMost("RoPE preserves lengths (float rounding)", MaxDiff(rotated.norm(-1), xr.norm(-1)), full: 1e-4, quick: 1e-4));
-Claim.Close("position 0 is left untouched", MaxDiff(rotated[.., 0], xr[.., 0]), 0, 1e-7)
+display($"max |‖R x‖ − ‖x‖| = {Claim.MaxDiff(rotated.norm(-1), xr.norm(-1)):E1}; position 0 unchanged: max |diff| = {Claim.MaxDiff(rotated[.., 0], xr[.., 0]):E1}");
+display(Claim.AtMost("RoPE preserves lengths (float rounding)", Claim.MaxDiff(rotated.norm(-1), xr.norm(-1)), full: 1e-4, quick: 1e-4));
+Claim.Close("position 0 is left untouched", Claim.MaxDiff(rotated[.., 0], xr[.., 0]), 0, 1e-7)
 
 // %% [markdown]
 // ## What went into the library

@@ -39,7 +39,6 @@ using Workbook.Attention;
 using Workbook.Training;
 using Workbook.Transformers;
 using Workbook.IO;
-double MaxDiff(Tensor a, Tensor b) => (a.to_type(ScalarType.Float64) - b.to_type(ScalarType.Float64)).abs().max().item<double>();
 DataFrame Checks(params (string Check, double Value)[] rows) => new DataFrame(
     new StringDataFrameColumn("check", rows.Select(r => r.Check)), new DoubleDataFrameColumn("value", rows.Select(r => r.Value)));
 // "Equal to X" in the prose means equal up to float32 rounding: guarded in every profile.
@@ -63,10 +62,10 @@ var mu = x.mean(new long[] { -1 }, keepdim: true);
 var variance = (x - mu).pow(2).mean(new long[] { -1 }, keepdim: true);     // biased: divide by d
 var normalised = (x - mu) / (variance + 1e-5).sqrt();
 var byHand = normalised * ln.weight! + ln.bias!;
-display(Checks(("max |by hand − nn.LayerNorm|", MaxDiff(byHand, ln.forward(x))),
+display(Checks(("max |by hand − nn.LayerNorm|", Claim.MaxDiff(byHand, ln.forward(x))),
        ("max |mean over features| before γ, β", normalised.mean(new long[] { -1 }).abs().max().item<float>()),
        ("max |std over features − 1| before γ, β", (normalised.pow(2).mean(new long[] { -1 }).sqrt() - 1).abs().max().item<float>())));
-display(Agree("LayerNorm by hand equals nn.LayerNorm", MaxDiff(byHand, ln.forward(x))));
+display(Agree("LayerNorm by hand equals nn.LayerNorm", Claim.MaxDiff(byHand, ln.forward(x))));
 Agree("before γ and β every position has mean 0 and std 1 (to ε)", Math.Max(normalised.mean(new long[] { -1 }).abs().max().item<float>(),
     (normalised.pow(2).mean(new long[] { -1 }).sqrt() - 1).abs().max().item<float>()), 1e-4)
 
@@ -112,10 +111,10 @@ var seq = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), nn.Linear(4 * d, d));
 seq.load_state_dict(new Dictionary<string, Tensor> {
     ["0.weight"] = ffn.linear1.weight!, ["0.bias"] = ffn.linear1.bias!, ["2.weight"] = ffn.linear2.weight!, ["2.bias"] = ffn.linear2.bias! });
 var onePositionAtATime = cat(Enumerable.Range(0, 5).Select(t => ffn.forward(x[.., t..(t + 1)])).ToList(), 1);
-display(Checks(("max |FFN − nn.Sequential(Linear, ReLU, Linear)|", MaxDiff(ffn.forward(x), seq.forward(x))),
-       ("max |all positions at once − one position at a time|", MaxDiff(ffn.forward(x), onePositionAtATime))));
-display(Agree("PositionwiseFeedForward equals nn.Sequential(Linear, ReLU, Linear)", MaxDiff(ffn.forward(x), seq.forward(x))));
-Agree("the FFN is position-wise", MaxDiff(ffn.forward(x), onePositionAtATime))
+display(Checks(("max |FFN − nn.Sequential(Linear, ReLU, Linear)|", Claim.MaxDiff(ffn.forward(x), seq.forward(x))),
+       ("max |all positions at once − one position at a time|", Claim.MaxDiff(ffn.forward(x), onePositionAtATime))));
+display(Agree("PositionwiseFeedForward equals nn.Sequential(Linear, ReLU, Linear)", Claim.MaxDiff(ffn.forward(x), seq.forward(x))));
+Agree("the FFN is position-wise", Claim.MaxDiff(ffn.forward(x), onePositionAtATime))
 
 // %% [markdown]
 // ## 4. The encoder layer
@@ -148,10 +147,10 @@ Tensor PreLN(TransformerEncoderLayer l, Tensor x)
     x = x + l.self_attn.SelfAttention(l.norm1.forward(x));
     return x + l.FeedForward(l.norm2.forward(x));
 }
-display(Checks(("post-LN: equations vs TransformerEncoderLayer", MaxDiff(PostLN(layer, src), layer.forward(src))),
-       ("pre-LN: equations vs TransformerEncoderLayer(normFirst: true)", MaxDiff(PreLN(preLayer, src), preLayer.forward(src)))));
-display(Agree("the post-LN equations are TransformerEncoderLayer", MaxDiff(PostLN(layer, src), layer.forward(src))));
-Agree("the pre-LN equations are TransformerEncoderLayer(normFirst: true)", MaxDiff(PreLN(preLayer, src), preLayer.forward(src)))
+display(Checks(("post-LN: equations vs TransformerEncoderLayer", Claim.MaxDiff(PostLN(layer, src), layer.forward(src))),
+       ("pre-LN: equations vs TransformerEncoderLayer(normFirst: true)", Claim.MaxDiff(PreLN(preLayer, src), preLayer.forward(src)))));
+display(Agree("the post-LN equations are TransformerEncoderLayer", Claim.MaxDiff(PostLN(layer, src), layer.forward(src))));
+Agree("the pre-LN equations are TransformerEncoderLayer(normFirst: true)", Claim.MaxDiff(PreLN(preLayer, src), preLayer.forward(src)))
 
 // %% [markdown]
 // Now against independent implementations. TorchSharp's `nn.TransformerEncoderLayer` is libtorch's C++ module (post-LN, sequence-first `[T, B, E]`, no `norm_first` option); it loads our `state_dict` as is. For pre-LN we use tensors computed by PyTorch's `nn.TransformerEncoderLayer(norm_first=True)`, stored with the unit tests (`tests/Workbook.Tests/Fixtures/golden`).
@@ -169,10 +168,10 @@ goldenLayer.load_state_dict(golden.Where(kv => !kv.Key.StartsWith("input.") && !
 goldenLayer.eval();
 var gsrc = golden["input.src"];
 var independent = new[] {
-    ("post-LN vs TorchSharp nn.TransformerEncoderLayer", MaxDiff(viaTorchSharp, layer.forward(src))),
-    ("post-LN, causal mask, vs TorchSharp", MaxDiff(viaTorchSharpCausal, layer.forward(src, null, null, isCausal: true))),
-    ("pre-LN vs PyTorch (norm_first=True)", MaxDiff(golden["expected.none.out"], goldenLayer.forward(gsrc))),
-    ("pre-LN, key padding, vs PyTorch", MaxDiff(golden["expected.key_padding.out"], goldenLayer.forward(gsrc, null, golden["input.src_key_padding_mask"].to(ScalarType.Bool)))) };
+    ("post-LN vs TorchSharp nn.TransformerEncoderLayer", Claim.MaxDiff(viaTorchSharp, layer.forward(src))),
+    ("post-LN, causal mask, vs TorchSharp", Claim.MaxDiff(viaTorchSharpCausal, layer.forward(src, null, null, isCausal: true))),
+    ("pre-LN vs PyTorch (norm_first=True)", Claim.MaxDiff(golden["expected.none.out"], goldenLayer.forward(gsrc))),
+    ("pre-LN, key padding, vs PyTorch", Claim.MaxDiff(golden["expected.key_padding.out"], goldenLayer.forward(gsrc, null, golden["input.src_key_padding_mask"].to(ScalarType.Bool)))) };
 display(Checks(independent));
 Agree("our encoder layers equal TorchSharp's and PyTorch's (largest of the four)", independent.Max(c => c.Item2))
 
@@ -193,12 +192,12 @@ Tensor ArticleEncoder(TransformerEncoderLayer l, Tensor x)       // LN(X + MHSA(
 }
 var ownChanged = src.clone(); ownChanged[.., 0] = randn(3, dModel);       // token 0 replaced
 var otherChanged = src.clone(); otherChanged[.., 5] = randn(3, dModel);   // token 5 replaced
-double React(Func<Tensor, Tensor> f, Tensor changedInput) => MaxDiff(f(src)[.., 0], f(changedInput)[.., 0]);
+double React(Func<Tensor, Tensor> f, Tensor changedInput) => Claim.MaxDiff(f(src)[.., 0], f(changedInput)[.., 0]);
 double Rms(Tensor t) => t.pow(2).mean().sqrt().item<float>();
 // One column of measurements for an encoder layer and the tensor its FFN reads.
 double[] EncoderFacts(Func<Tensor, Tensor> encoder, Func<Tensor, Tensor> ffnInput) => new[]
 {
-    MaxDiff(encoder(src), layer.forward(src)), Rms(encoder(src)),
+    Claim.MaxDiff(encoder(src), layer.forward(src)), Rms(encoder(src)),
     React(ffnInput, ownChanged), React(ffnInput, otherChanged), React(ffnInput, ownChanged) / React(ffnInput, otherChanged),
 };
 string[] encoderFactNames = { "max |diff| from the paper's layer", "output RMS", "FFN input at position 0 moves when token 0 changes",
@@ -298,13 +297,13 @@ goldenDec.eval();
 var tgt2 = tgt.clone();
 tgt2[.., 3] = randn(3, dModel);
 var ours2 = dec.forward(tgt2, memory, null, tgtIsCausal: true);
-display(Checks(("ours vs TorchSharp nn.TransformerDecoderLayer (causal)", MaxDiff(viaTs, ours)),
-       ("ours vs PyTorch golden (causal)", MaxDiff(gdec["expected.causal.out"], goldenDec.forward(gdec["input.tgt"], gdec["input.memory"], null, tgtIsCausal: true))),
-       ("positions 0–2 after changing target token 3", MaxDiff(ours[.., ..3], ours2[.., ..3])),
-       ("positions 3–5 after changing target token 3", MaxDiff(ours[.., 3..], ours2[.., 3..]))));
-display(Agree("our decoder layer equals TorchSharp's", MaxDiff(viaTs, ours)));
-display(Agree("… and PyTorch's", MaxDiff(gdec["expected.causal.out"], goldenDec.forward(gdec["input.tgt"], gdec["input.memory"], null, tgtIsCausal: true))));
-Claim.Close("changing target token 3 leaves positions 0–2 exactly unchanged", MaxDiff(ours[.., ..3], ours2[.., ..3]), 0, 0)
+display(Checks(("ours vs TorchSharp nn.TransformerDecoderLayer (causal)", Claim.MaxDiff(viaTs, ours)),
+       ("ours vs PyTorch golden (causal)", Claim.MaxDiff(gdec["expected.causal.out"], goldenDec.forward(gdec["input.tgt"], gdec["input.memory"], null, tgtIsCausal: true))),
+       ("positions 0–2 after changing target token 3", Claim.MaxDiff(ours[.., ..3], ours2[.., ..3])),
+       ("positions 3–5 after changing target token 3", Claim.MaxDiff(ours[.., 3..], ours2[.., 3..]))));
+display(Agree("our decoder layer equals TorchSharp's", Claim.MaxDiff(viaTs, ours)));
+display(Agree("… and PyTorch's", Claim.MaxDiff(gdec["expected.causal.out"], goldenDec.forward(gdec["input.tgt"], gdec["input.memory"], null, tgtIsCausal: true))));
+Claim.Close("changing target token 3 leaves positions 0–2 exactly unchanged", Claim.MaxDiff(ours[.., ..3], ours2[.., ..3]), 0, 0)
 
 // %% [markdown]
 // ### The source articles' decoder
@@ -320,8 +319,8 @@ Tensor ArticleDecoder(TransformerDecoderLayer l, Tensor x, Tensor source)   // s
          + l.norm3.forward(x + l.FeedForward(x));
 }
 var otherSource = randn(3, 9, dModel);
-double SourceReaction(Func<Tensor, Tensor, Tensor> decoder) => MaxDiff(decoder(tgt, memory), decoder(tgt, otherSource));
-double FutureLeak(Func<Tensor, Tensor, Tensor> decoder) => MaxDiff(decoder(tgt, memory)[.., ..3], decoder(tgt2, memory)[.., ..3]);
+double SourceReaction(Func<Tensor, Tensor, Tensor> decoder) => Claim.MaxDiff(decoder(tgt, memory), decoder(tgt, otherSource));
+double FutureLeak(Func<Tensor, Tensor, Tensor> decoder) => Claim.MaxDiff(decoder(tgt, memory)[.., ..3], decoder(tgt2, memory)[.., ..3]);
 var articleDecoder = (Func<Tensor, Tensor, Tensor>)((t, m) => ArticleDecoder(dec, t, m));
 display($"the articles' decoder: output moves by {SourceReaction(articleDecoder):G3} when the whole source sentence changes; positions 0–2 move by {FutureLeak(articleDecoder):G3} when target token 3 changes");
 display(Claim.Close("the articles' decoder never reads the source sentence", SourceReaction(articleDecoder), 0, 0));

@@ -50,7 +50,9 @@ using System.Diagnostics;
 
 // %%
 var photo = Images.Load(DataPaths.File("images", "china.jpg"), channels: 1);    // uint8 [1, H, W]
-var gray = new Compose(new Resize(100), new ToTensor()).Apply(photo);            // float [1, 100, W'] in 0..1
+// TorchSharp's TorchVision does the resizing; PyTorch's default is bilinear with antialiasing, TorchVision's is nearest: say it.
+var gray = torchvision.transforms.Compose(torchvision.transforms.Resize(100, InterpolationMode.Bilinear, antialias: true),
+    torchvision.transforms.ConvertImageDtype(ScalarType.Float32)).call(photo);  // float [1, 100, W'] in 0..1
 $"decoded {string.Join("×", photo.shape)} → resized {string.Join("×", gray.shape)}"
 
 // %% [markdown]
@@ -430,7 +432,10 @@ for (int i = 0; i < testAll.Count && written.Min() < perClass; i++)
 $"wrote {exported.Count} PNG files (56×56) into {folder}"
 
 // %%
-var transform = new Compose(new Resize(28, 28), new ToTensor(), new Normalize(new[] { pixelMean }, new[] { pixelStd }));
+// ConvertImageDtype is TorchVision's ToTensor for tensors (uint8 0..255 → float 0..1); Normalize is the library's,
+// because TorchVision's rejects a single [C, H, W] image.
+var transform = torchvision.transforms.Compose(torchvision.transforms.Resize(28, 28, InterpolationMode.Bilinear, antialias: true),
+    torchvision.transforms.ConvertImageDtype(ScalarType.Float32), new Normalize(new[] { pixelMean }, new[] { pixelStd }));
 var imageFolder = new ImageFolder(folder, transform, channels: 1);
 new DataFrame(
     new StringDataFrameColumn("class folder", imageFolder.Classes),
@@ -450,7 +455,7 @@ var directLogits = Evaluation.Predict(cnn, direct);
 double directAccuracy = Evaluation.Accuracy(directLogits, folderTargets), folderAccuracy = Evaluation.Accuracy(folderLogits, folderTargets);
 double pixelGap = (folderInputs - direct).abs().max().item<float>();
 display(new DataFrame(
-    new StringDataFrameColumn("path", new[] { "test tensors", "PNG 56×56 → ImageFolder → Resize(28) → ToTensor → Normalize" }),
+    new StringDataFrameColumn("path", new[] { "test tensors", "PNG 56×56 → ImageFolder → Resize(28) → ConvertImageDtype → Normalize" }),
     new DoubleDataFrameColumn("accuracy", new[] { directAccuracy, folderAccuracy }.Select(a => Math.Round(a, 4))),
     new DoubleDataFrameColumn("max |pixel difference| (normalised)", new[] { 0.0, Math.Round(pixelGap, 3) })));
 display(Claim.AtMost("the two accuracies agree closely (points)", Math.Abs(directAccuracy - folderAccuracy), full: 0.03, quick: 0.1));

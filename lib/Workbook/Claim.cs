@@ -1,4 +1,5 @@
 using System.Globalization;
+using TorchSharp;
 
 namespace Workbook;
 
@@ -34,6 +35,24 @@ public sealed class ClaimFailedException(ClaimResult result)
 /// </summary>
 public static class Claim
 {
+    /// <summary>
+    /// max |a − b| over all elements, computed in float64: the measured value of an "equal up to rounding" claim,
+    /// <c>Claim.AtMost("LayerNorm by hand equals nn.LayerNorm", Claim.MaxDiff(byHand, ln.forward(x)), full: 1e-5)</c>.
+    /// </summary>
+    /// <param name="a">A tensor.</param>
+    /// <param name="b">A tensor of the same shape (no broadcasting: a shape mismatch is a bug in the comparison).</param>
+    /// <exception cref="ArgumentException">The shapes differ.</exception>
+    public static double MaxDiff(torch.Tensor a, torch.Tensor b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        if (!a.shape.SequenceEqual(b.shape))
+            throw new ArgumentException($"MaxDiff compares tensors of one shape: a is [{string.Join(", ", a.shape)}], b is [{string.Join(", ", b.shape)}].", nameof(b));
+        if (a.numel() == 0) return 0;
+        using var scope = torch.NewDisposeScope();
+        return (a.to_type(torch.ScalarType.Float64) - b.to_type(torch.ScalarType.Float64)).abs().max().item<double>();
+    }
+
     /// <summary>measured ≥ threshold.</summary>
     /// <param name="statement">The claim as the prose makes it.</param>
     /// <param name="measured">The value computed in the notebook.</param>

@@ -27,7 +27,6 @@ Notebook.Setup(seed: 42)
 // %%
 using Workbook.Attention;
 using Microsoft.Data.Analysis;
-double MaxDiff(Tensor a, Tensor b) => (a.to_type(ScalarType.Float64) - b.to_type(ScalarType.Float64)).abs().max().item<double>();
 
 // %% [markdown]
 // ## 1. Permutations
@@ -42,9 +41,9 @@ var (oKV, _) = ScaledDotProductAttention.Compute(q, k.index_select(1, perm), v.i
 var (oQ, _) = ScaledDotProductAttention.Compute(q.index_select(1, perm), k, v);
 display(new DataFrame(
     new StringDataFrameColumn("check", new[] { "keys+values permuted: output unchanged", "queries permuted: rows permuted alike" }),
-    new DoubleDataFrameColumn("max |diff|", new[] { MaxDiff(o, oKV), MaxDiff(o.index_select(1, perm), oQ) })));
-display(Claim.AtMost("permuting keys and values together leaves the output unchanged", MaxDiff(o, oKV), full: 1e-5, quick: 1e-5));
-Claim.AtMost("permuting the queries permutes the output rows", MaxDiff(o.index_select(1, perm), oQ), full: 1e-5, quick: 1e-5)
+    new DoubleDataFrameColumn("max |diff|", new[] { Claim.MaxDiff(o, oKV), Claim.MaxDiff(o.index_select(1, perm), oQ) })));
+display(Claim.AtMost("permuting keys and values together leaves the output unchanged", Claim.MaxDiff(o, oKV), full: 1e-5, quick: 1e-5));
+Claim.AtMost("permuting the queries permutes the output rows", Claim.MaxDiff(o.index_select(1, perm), oQ), full: 1e-5, quick: 1e-5)
 
 // %% [markdown]
 // Word order is therefore invisible to attention alone: "dog bites man" and "man bites dog" give every token the same output. The model needs position information added to the tokens — the subject of notebook 02.
@@ -62,8 +61,8 @@ x2[1, 3..] = randn(3, 16) * 10;                       // garbage in the padded s
 var (out2, _) = mha.forward(x2, x2, x2, keyPaddingMask: pad);
 display(new DataFrame(
     new StringDataFrameColumn("check", new[] { "(a) real tokens of sequence 2, before vs after", "(b) mean |output| at the padded queries" }),
-    new DoubleDataFrameColumn("value", new[] { MaxDiff(out1[1, ..3], out2[1, ..3]), out1[1, 3..].abs().mean().item<float>() })));
-display(Claim.AtMost("(a) the real tokens' outputs are unchanged (to rounding)", MaxDiff(out1[1, ..3], out2[1, ..3]), full: 1e-5, quick: 1e-5));
+    new DoubleDataFrameColumn("value", new[] { Claim.MaxDiff(out1[1, ..3], out2[1, ..3]), out1[1, 3..].abs().mean().item<float>() })));
+display(Claim.AtMost("(a) the real tokens' outputs are unchanged (to rounding)", Claim.MaxDiff(out1[1, ..3], out2[1, ..3]), full: 1e-5, quick: 1e-5));
 Claim.AtLeast("(b) the padded queries still get ordinary outputs (mean |output|)", out1[1, 3..].abs().mean().item<float>(), full: 1e-2, quick: 1e-2)
 
 // %% [markdown]
@@ -87,8 +86,8 @@ var vAtt = nn.Linear(dAtt, 1, hasBias: false);
 var xa = randn(2, 10, d);
 var padA = AttentionMask.KeyPaddingFromLengths(new long[] { 10, 7 }, 10);
 var (_, wa) = Additive(xa, xa, xa, padA);
-display($"rows sum to 1: max |Σw − 1| = {MaxDiff(wa.sum(-1), ones(2, 10)):E1}; weight on padded keys: {wa[1, .., 7..].abs().max().item<float>()}");
-display(Claim.AtMost("the additive weights are distributions", MaxDiff(wa.sum(-1), ones(2, 10)), full: 1e-5, quick: 1e-5));
+display($"rows sum to 1: max |Σw − 1| = {Claim.MaxDiff(wa.sum(-1), ones(2, 10)):E1}; weight on padded keys: {wa[1, .., 7..].abs().max().item<float>()}");
+display(Claim.AtMost("the additive weights are distributions", Claim.MaxDiff(wa.sum(-1), ones(2, 10)), full: 1e-5, quick: 1e-5));
 Claim.Close("padded keys get weight 0", wa[1, .., 7..].abs().max().item<float>(), 0, 0)
 
 // %%
@@ -131,5 +130,5 @@ var Wp = one.in_proj_weight.detach().chunk(3, 0);
 var bp = one.in_proj_bias!.detach().chunk(3, 0);
 var (single, _) = ScaledDotProductAttention.Compute(matmul(xs, Wp[0].T) + bp[0], matmul(xs, Wp[1].T) + bp[1], matmul(xs, Wp[2].T) + bp[2]);
 var expected = one.out_proj.forward(single);
-display($"h = 1 vs single-head attention: max |diff| = {MaxDiff(one.forward(xs, xs, xs).Output, expected):E1}");
-Claim.AtMost("with h = 1 the module is plain attention on the projected inputs", MaxDiff(one.forward(xs, xs, xs).Output, expected), full: 1e-5, quick: 1e-5)
+display($"h = 1 vs single-head attention: max |diff| = {Claim.MaxDiff(one.forward(xs, xs, xs).Output, expected):E1}");
+Claim.AtMost("with h = 1 the module is plain attention on the projected inputs", Claim.MaxDiff(one.forward(xs, xs, xs).Output, expected), full: 1e-5, quick: 1e-5)

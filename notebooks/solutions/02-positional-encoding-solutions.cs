@@ -27,7 +27,6 @@ Notebook.Setup(seed: 42)
 // %%
 using Workbook.Transformers;
 using Microsoft.Data.Analysis;
-double MaxDiff(Tensor a, Tensor b) => (a.to_type(ScalarType.Float64) - b.to_type(ScalarType.Float64)).abs().max().item<double>();
 // The largest standard deviation along any diagonal n − m = const of a square score grid: 0 means "depends only on n − m".
 double DiagonalSpread(Tensor s) => Enumerable.Range(-(int)s.shape[0] + 2, 2 * (int)s.shape[0] - 3).Max(off => s.to_type(ScalarType.Float64).diagonal(off).std().item<double>());
 
@@ -79,8 +78,8 @@ var perm = cat(new[] { arange(0, d, 2), arange(1, d, 2) });
 var xr = randn(40, d);
 var interleaved = RotaryEmbedding.Apply(xr);
 var halfSplit = RotateHalfRope(xr.index_select(-1, perm));
-display($"rotate_half(x[perm]) vs RotaryEmbedding(x)[perm]: max |diff| = {MaxDiff(halfSplit, interleaved.index_select(-1, perm)):E1}");
-Claim.AtMost("rotate_half equals RotaryEmbedding.Apply after a fixed permutation of the features", MaxDiff(halfSplit, interleaved.index_select(-1, perm)), full: 1e-5, quick: 1e-5)
+display($"rotate_half(x[perm]) vs RotaryEmbedding(x)[perm]: max |diff| = {Claim.MaxDiff(halfSplit, interleaved.index_select(-1, perm)):E1}");
+Claim.AtMost("rotate_half equals RotaryEmbedding.Apply after a fixed permutation of the features", Claim.MaxDiff(halfSplit, interleaved.index_select(-1, perm)), full: 1e-5, quick: 1e-5)
 
 // %%
 var qv = randn(d); var kv = randn(d);

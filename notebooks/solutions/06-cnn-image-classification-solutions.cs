@@ -190,7 +190,8 @@ if (Directory.Exists(photoRoot)) Directory.Delete(photoRoot, recursive: true);
 Directory.CreateDirectory(Path.Combine(photoRoot, "photo"));
 foreach (var name in new[] { "china.jpg", "flower.jpg" })
     File.Copy(DataPaths.File("images", name), Path.Combine(photoRoot, "photo", name));
-var photos = new ImageFolder(photoRoot, new Compose(new Resize(28, 28), new ToTensor(), new Normalize(new[] { pixelMean }, new[] { pixelStd })), channels: 1);
+var photos = new ImageFolder(photoRoot, torchvision.transforms.Compose(torchvision.transforms.Resize(28, 28, InterpolationMode.Bilinear, antialias: true),
+    torchvision.transforms.ConvertImageDtype(ScalarType.Float32), new Normalize(new[] { pixelMean }, new[] { pixelStd })), channels: 1);
 var (photoInputs, _) = photos.Load();
 // Fashion-MNIST garments are light on black: also try the inverted photos (1 − x in 0..1 units).
 var inverted = (1f - (photoInputs * pixelStd + pixelMean) - pixelMean) / pixelStd;

@@ -50,4 +50,25 @@ public sealed class ClaimTests : IDisposable
             Assert.Throws<ClaimFailedException>(() => Claim.That("greedy repeats itself", false, "0 loops"));
         }
     }
+
+    [Fact]
+    public void MaxDiffIsTheLargestAbsoluteDifferenceInFloat64AndRefusesMismatchedShapes()
+    {
+        // By hand: |1 − 1.5| = 0.5, |−2 − 2| = 4, |3 − 3| = 0 → 4.
+        var a = TorchSharp.torch.tensor(new float[] { 1, -2, 3 });
+        var b = TorchSharp.torch.tensor(new float[] { 1.5f, 2, 3 });
+        Assert.Equal(4.0, Claim.MaxDiff(a, b));
+        Assert.Equal(4.0, Claim.MaxDiff(b, a));
+        Assert.Equal(0.0, Claim.MaxDiff(a, a.clone()));
+        // float64: a float32 difference below float32's resolution at 1e8 is not lost.
+        var big = TorchSharp.torch.tensor(new double[] { 1e8 + 0.25 });
+        Assert.Equal(0.25, Claim.MaxDiff(big, TorchSharp.torch.tensor(new double[] { 1e8 })));
+        // Mixed dtypes compare by value.
+        Assert.Equal(0.5, Claim.MaxDiff(TorchSharp.torch.tensor(new double[] { 2.5 }), TorchSharp.torch.tensor(new float[] { 2 })));
+        var e = Assert.Throws<ArgumentException>(() => Claim.MaxDiff(TorchSharp.torch.zeros(2, 3), TorchSharp.torch.zeros(3)));
+        Assert.Equal("b", e.ParamName);
+        Assert.Contains("a is [2, 3], b is [3]", e.Message);
+        Assert.Equal(0.0, Claim.MaxDiff(TorchSharp.torch.zeros(0), TorchSharp.torch.zeros(0)));
+    }
 }
+

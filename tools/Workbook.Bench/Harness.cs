@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json.Nodes;
-using TorchSharp;
 
 namespace Workbook.Bench;
 
@@ -44,14 +42,34 @@ public interface IWorkload
     /// <summary>The rows this workload reports, in table order.</summary>
     IReadOnlyList<RowSpec> Rows { get; }
 
-    /// <summary>True when pytorch_bench.py implements the same workload.</summary>
-    bool HasPyTorch { get; }
+    /// <summary>True when pytorch_bench.py implements the same workload (most do; the library-only ones say false).</summary>
+    bool HasPyTorch => true;
 
     /// <summary>Shapes, step counts and repetitions; smoke mode gives tiny ones.</summary>
     JsonObject Parameters(bool smoke);
 
     /// <summary>Runs the workload on TorchSharp and returns one <see cref="Figure"/> per row.</summary>
     IReadOnlyList<Figure> Run(JsonObject parameters);
+}
+
+/// <summary>What every workload states about itself, given once.</summary>
+/// <param name="name">Group name (--only, pytorch_bench.py's --workload).</param>
+/// <param name="description">One line saying what is measured.</param>
+/// <param name="rows">The rows it reports, in table order.</param>
+public abstract class Workload(string name, string description, IReadOnlyList<RowSpec> rows) : IWorkload
+{
+    /// <inheritdoc/>
+    public string Name { get; } = name;
+    /// <inheritdoc/>
+    public string Description { get; } = description;
+    /// <inheritdoc/>
+    public IReadOnlyList<RowSpec> Rows { get; } = rows;
+    /// <inheritdoc/>
+    public virtual bool HasPyTorch => true;
+    /// <inheritdoc/>
+    public abstract JsonObject Parameters(bool smoke);
+    /// <inheritdoc/>
+    public abstract IReadOnlyList<Figure> Run(JsonObject parameters);
 }
 
 /// <summary>Small statistics and measurement helpers shared by the workloads.</summary>

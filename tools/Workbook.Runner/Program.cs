@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Workbook.Runner.Execution;
 using Workbook.Runner.Kernel;

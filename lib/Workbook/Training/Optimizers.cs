@@ -162,19 +162,22 @@ public static class Optimizers
                         s.momentum_buffer = null!;
                     }
                     break;
+                // Adam's and AdamW's states are distinct TorchSharp types with the same fields.
                 case Adam.State a:
-                    a.step = tensors[prefix + name + ".step"].item<long>();
-                    a.exp_avg.copy_(tensors[prefix + name + ".exp_avg"]);
-                    a.exp_avg_sq.copy_(tensors[prefix + name + ".exp_avg_sq"]);
-                    if (a.max_exp_avg_sq is not null) a.max_exp_avg_sq.copy_(tensors[prefix + name + ".max_exp_avg_sq"]);
+                    a.step = ImportMoments(name, a.exp_avg, a.exp_avg_sq, a.max_exp_avg_sq);
                     break;
                 case AdamW.State w:
-                    w.step = tensors[prefix + name + ".step"].item<long>();
-                    w.exp_avg.copy_(tensors[prefix + name + ".exp_avg"]);
-                    w.exp_avg_sq.copy_(tensors[prefix + name + ".exp_avg_sq"]);
-                    if (w.max_exp_avg_sq is not null) w.max_exp_avg_sq.copy_(tensors[prefix + name + ".max_exp_avg_sq"]);
+                    w.step = ImportMoments(name, w.exp_avg, w.exp_avg_sq, w.max_exp_avg_sq);
                     break;
             }
+        }
+
+        long ImportMoments(string name, Tensor expAvg, Tensor expAvgSq, Tensor? maxExpAvgSq)
+        {
+            expAvg.copy_(tensors[prefix + name + ".exp_avg"]);
+            expAvgSq.copy_(tensors[prefix + name + ".exp_avg_sq"]);
+            maxExpAvgSq?.copy_(tensors[prefix + name + ".max_exp_avg_sq"]);
+            return tensors[prefix + name + ".step"].item<long>();
         }
         if (metadata.TryGetValue("optimizer.lr", out var lrs))
         {

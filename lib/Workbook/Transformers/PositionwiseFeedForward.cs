@@ -50,6 +50,11 @@ public sealed class PositionwiseFeedForward : nn.Module<Tensor, Tensor>
     /// <param name="x"><c>[..., d_model]</c>.</param>
     public override Tensor forward(Tensor x) => Apply(x, linear1, linear2, dropout, activation);
 
+    /// <summary>The FFN's three parts as PyTorch's Transformer layers hold them, as fields of the layer itself
+    /// (<c>linear1</c>, <c>dropout</c>, <c>linear2</c>), so that their state_dict names match PyTorch's.</summary>
+    internal static (Linear Linear1, Dropout Dropout, Linear Linear2) Parts(long dModel, long dFf, double dropout) =>
+        (nn.Linear(dModel, dFf), nn.Dropout(dropout), nn.Linear(dFf, dModel));
+
     internal static Tensor Apply(Tensor x, Linear linear1, Linear linear2, Dropout dropout, FeedForwardActivation activation)
     {
         if (x.shape[^1] != linear1.in_features)

@@ -24,20 +24,14 @@ public sealed class TransformerEncoderLayer : nn.Module<Tensor, Tensor>
 {
     /// <summary>Multi-head self-attention.</summary>
     public readonly MultiheadAttention self_attn;
-    /// <summary>FFN first layer d_model → d_ff.</summary>
-    public readonly Linear linear1;
+    /// <summary>The FFN's layers: <c>linear1</c> d_model → d_ff, <c>linear2</c> d_ff → d_model.</summary>
+    public readonly Linear linear1, linear2;
     /// <summary>Dropout inside the FFN (after the activation).</summary>
     public readonly Dropout dropout;
-    /// <summary>FFN second layer d_ff → d_model.</summary>
-    public readonly Linear linear2;
-    /// <summary>LayerNorm of the attention sub-layer.</summary>
-    public readonly LayerNorm norm1;
-    /// <summary>LayerNorm of the FFN sub-layer.</summary>
-    public readonly LayerNorm norm2;
-    /// <summary>Dropout on the attention sub-layer's output, before the residual add.</summary>
-    public readonly Dropout dropout1;
-    /// <summary>Dropout on the FFN sub-layer's output, before the residual add.</summary>
-    public readonly Dropout dropout2;
+    /// <summary>LayerNorms of the attention (<c>norm1</c>) and FFN (<c>norm2</c>) sub-layers.</summary>
+    public readonly LayerNorm norm1, norm2;
+    /// <summary>Dropout on the attention (<c>dropout1</c>) and FFN (<c>dropout2</c>) sub-layers' outputs, before the residual add.</summary>
+    public readonly Dropout dropout1, dropout2;
     /// <summary>Pre-LN (true) or post-LN (false).</summary>
     public readonly bool norm_first;
     /// <summary>The FFN activation.</summary>
@@ -56,13 +50,9 @@ public sealed class TransformerEncoderLayer : nn.Module<Tensor, Tensor>
         : base(nameof(TransformerEncoderLayer))
     {
         self_attn = new MultiheadAttention(dModel, numHeads, dropout);
-        linear1 = nn.Linear(dModel, dimFeedforward);
-        this.dropout = nn.Dropout(dropout);
-        linear2 = nn.Linear(dimFeedforward, dModel);
-        norm1 = nn.LayerNorm(dModel, layerNormEps);
-        norm2 = nn.LayerNorm(dModel, layerNormEps);
-        dropout1 = nn.Dropout(dropout);
-        dropout2 = nn.Dropout(dropout);
+        (linear1, this.dropout, linear2) = PositionwiseFeedForward.Parts(dModel, dimFeedforward, dropout);
+        (norm1, norm2) = (nn.LayerNorm(dModel, layerNormEps), nn.LayerNorm(dModel, layerNormEps));
+        (dropout1, dropout2) = (nn.Dropout(dropout), nn.Dropout(dropout));
         norm_first = normFirst;
         this.activation = activation;
         RegisterComponents();
@@ -117,52 +107,29 @@ public sealed class TransformerDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
     public readonly MultiheadAttention self_attn;
     /// <summary>Cross-attention: queries from the target, keys and values from the memory.</summary>
     public readonly MultiheadAttention multihead_attn;
-    /// <summary>FFN first layer.</summary>
-    public readonly Linear linear1;
+    /// <summary>The FFN's layers: <c>linear1</c> d_model → d_ff, <c>linear2</c> d_ff → d_model.</summary>
+    public readonly Linear linear1, linear2;
     /// <summary>Dropout inside the FFN.</summary>
     public readonly Dropout dropout;
-    /// <summary>FFN second layer.</summary>
-    public readonly Linear linear2;
-    /// <summary>LayerNorm of the self-attention sub-layer.</summary>
-    public readonly LayerNorm norm1;
-    /// <summary>LayerNorm of the cross-attention sub-layer.</summary>
-    public readonly LayerNorm norm2;
-    /// <summary>LayerNorm of the FFN sub-layer.</summary>
-    public readonly LayerNorm norm3;
-    /// <summary>Dropout on the self-attention output.</summary>
-    public readonly Dropout dropout1;
-    /// <summary>Dropout on the cross-attention output.</summary>
-    public readonly Dropout dropout2;
-    /// <summary>Dropout on the FFN output.</summary>
-    public readonly Dropout dropout3;
+    /// <summary>LayerNorms of the self-attention (<c>norm1</c>), cross-attention (<c>norm2</c>) and FFN (<c>norm3</c>) sub-layers.</summary>
+    public readonly LayerNorm norm1, norm2, norm3;
+    /// <summary>Dropout on the three sub-layers' outputs, in the same order.</summary>
+    public readonly Dropout dropout1, dropout2, dropout3;
     /// <summary>Pre-LN (true) or post-LN (false).</summary>
     public readonly bool norm_first;
     /// <summary>The FFN activation.</summary>
     public readonly FeedForwardActivation activation;
 
-    /// <summary>Creates the layer (PyTorch's defaults).</summary>
-    /// <param name="dModel">Model width.</param>
-    /// <param name="numHeads">Number of heads (both attentions).</param>
-    /// <param name="dimFeedforward">FFN hidden width.</param>
-    /// <param name="dropout">Dropout everywhere.</param>
-    /// <param name="activation">FFN activation.</param>
-    /// <param name="layerNormEps">LayerNorm epsilon.</param>
-    /// <param name="normFirst">Pre-LN instead of post-LN.</param>
+    /// <summary>Creates the layer (PyTorch's defaults, as <see cref="TransformerEncoderLayer"/>; the heads serve both attentions).</summary>
+    /// <inheritdoc cref="TransformerEncoderLayer(long, long, long, double, FeedForwardActivation, double, bool)" path="/param"/>
     public TransformerDecoderLayer(long dModel, long numHeads, long dimFeedforward = 2048, double dropout = 0.1,
         FeedForwardActivation activation = FeedForwardActivation.ReLU, double layerNormEps = 1e-5, bool normFirst = false)
         : base(nameof(TransformerDecoderLayer))
     {
-        self_attn = new MultiheadAttention(dModel, numHeads, dropout);
-        multihead_attn = new MultiheadAttention(dModel, numHeads, dropout);
-        linear1 = nn.Linear(dModel, dimFeedforward);
-        this.dropout = nn.Dropout(dropout);
-        linear2 = nn.Linear(dimFeedforward, dModel);
-        norm1 = nn.LayerNorm(dModel, layerNormEps);
-        norm2 = nn.LayerNorm(dModel, layerNormEps);
-        norm3 = nn.LayerNorm(dModel, layerNormEps);
-        dropout1 = nn.Dropout(dropout);
-        dropout2 = nn.Dropout(dropout);
-        dropout3 = nn.Dropout(dropout);
+        (self_attn, multihead_attn) = (new MultiheadAttention(dModel, numHeads, dropout), new MultiheadAttention(dModel, numHeads, dropout));
+        (linear1, this.dropout, linear2) = PositionwiseFeedForward.Parts(dModel, dimFeedforward, dropout);
+        (norm1, norm2, norm3) = (nn.LayerNorm(dModel, layerNormEps), nn.LayerNorm(dModel, layerNormEps), nn.LayerNorm(dModel, layerNormEps));
+        (dropout1, dropout2, dropout3) = (nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout));
         norm_first = normFirst;
         this.activation = activation;
         RegisterComponents();
@@ -225,8 +192,7 @@ public sealed class TransformerEncoder : nn.Module<Tensor, Tensor>
     /// <param name="norm">Optional final LayerNorm.</param>
     public TransformerEncoder(IEnumerable<TransformerEncoderLayer> layers, LayerNorm? norm = null) : base(nameof(TransformerEncoder))
     {
-        this.layers = new ModuleList<TransformerEncoderLayer>(layers.ToArray());
-        this.norm = norm;
+        (this.layers, this.norm) = (new ModuleList<TransformerEncoderLayer>(layers.ToArray()), norm);
         RegisterComponents();
     }
 
@@ -261,8 +227,7 @@ public sealed class TransformerDecoder : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="norm">Optional final LayerNorm.</param>
     public TransformerDecoder(IEnumerable<TransformerDecoderLayer> layers, LayerNorm? norm = null) : base(nameof(TransformerDecoder))
     {
-        this.layers = new ModuleList<TransformerDecoderLayer>(layers.ToArray());
-        this.norm = norm;
+        (this.layers, this.norm) = (new ModuleList<TransformerDecoderLayer>(layers.ToArray()), norm);
         RegisterComponents();
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using ITransform = TorchSharp.torchvision.ITransform;
 
 namespace Workbook.Vision;
 
@@ -19,8 +20,9 @@ public sealed class ImageFolder
     public IReadOnlyDictionary<string, int> ClassToIndex { get; }
     /// <summary>Every image file with its class index, in dataset order.</summary>
     public IReadOnlyList<(string Path, int Label)> Samples { get; }
-    /// <summary>The transform applied to each decoded <c>uint8 [C, H, W]</c> image (null: none).</summary>
-    public IImageTransform? Transform { get; }
+    /// <summary>The transform applied to each decoded <c>uint8 [C, H, W]</c> image (null: none): a TorchVision
+    /// transform or <c>transforms.Compose(...)</c> of them.</summary>
+    public ITransform? Transform { get; }
     /// <summary>Channels decoded: 3 (RGB) or 1 (grayscale).</summary>
     public int Channels { get; }
 
@@ -29,11 +31,12 @@ public sealed class ImageFolder
 
     /// <summary>Scans <paramref name="root"/> for class subfolders and their images.</summary>
     /// <param name="root">Folder with one subfolder per class.</param>
-    /// <param name="transform">Applied to every decoded image, e.g. <c>new Compose(new Resize(32), new ToTensor(), new Normalize(...))</c>.</param>
+    /// <param name="transform">Applied to every decoded image, e.g. <c>transforms.Compose(transforms.Resize(32, 32, InterpolationMode.Bilinear,
+    /// antialias: true), transforms.ConvertImageDtype(ScalarType.Float32), new Normalize(...))</c>.</param>
     /// <param name="channels">3 for RGB, 1 for grayscale.</param>
     /// <exception cref="DirectoryNotFoundException">The root folder does not exist.</exception>
     /// <exception cref="InvalidDataException">No class subfolders, or a class folder without image files.</exception>
-    public ImageFolder(string root, IImageTransform? transform = null, int channels = 3)
+    public ImageFolder(string root, ITransform? transform = null, int channels = 3)
     {
         if (channels != 1 && channels != 3) throw new ArgumentException($"channels must be 1 or 3, got {channels}.", nameof(channels));
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"ImageFolder root not found: {root}");
@@ -69,7 +72,7 @@ public sealed class ImageFolder
         var (path, label) = Samples[index];
         using var scope = torch.NewDisposeScope();
         var image = Images.Load(path, Channels);
-        if (Transform is not null) image = Transform.Apply(image);
+        if (Transform is not null) image = Transform.call(image);
         return (image.MoveToOuterDisposeScope(), label);
     }
 
@@ -90,7 +93,7 @@ public sealed class ImageFolder
             if (images.Count > 0 && !img.shape.SequenceEqual(images[0].shape))
                 throw new InvalidDataException(
                     $"Image '{Samples[idx[i]].Path}' has shape [{string.Join(", ", img.shape)}] after the transform but the first has " +
-                    $"[{string.Join(", ", images[0].shape)}]: add Resize and/or CenterCrop to the transform.");
+                    $"[{string.Join(", ", images[0].shape)}]: add a Resize and/or CenterCrop to the transform.");
             images.Add(img);
             labels[i] = label;
         }

@@ -5,9 +5,16 @@ using static TorchSharp.torch;
 namespace Workbook.Vision;
 
 /// <summary>
-/// Decoding and encoding of image files with SkiaSharp. Images are tensors in PyTorch's layout: <c>[C, H, W]</c>,
-/// <c>uint8</c> 0..255 when just decoded (like <c>torchvision.io.read_image</c>), <c>float32</c> 0..1 after
-/// <see cref="ToTensor"/>.
+/// Image files as tensors in PyTorch's layout: <c>[C, H, W]</c>, <c>uint8</c> 0..255 when just decoded (like
+/// <c>torchvision.io.read_image</c>), <c>float32</c> 0..1 after <c>transforms.ConvertImageDtype(ScalarType.Float32)</c>.
+/// <para>
+/// <see cref="SavePng"/> encodes with TorchVision (<c>torchvision.io.write_png</c> through its SkiaSharp imager).
+/// <see cref="Load"/> decodes with SkiaSharp itself, because TorchVision 0.107's <c>read_image</c> gets three things
+/// wrong that matter for a folder of your own images (pinned in TorchVisionQuirkTests): colours of pixels with
+/// transparency come back multiplied by their alpha, <c>RGB_ALPHA</c> comes back as [A, R, G, B], and <c>GRAY</c> from a
+/// colour file comes back as float32 in 0..1 instead of uint8. (<see cref="Load"/> also refuses truncated files
+/// and images beyond <see cref="MaxPixels"/>.)
+/// </para>
 /// </summary>
 public static class Images
 {
@@ -82,20 +89,9 @@ public static class Images
         var img = image.dim() == 2 ? image.unsqueeze(0) : image;
         if (img.dim() != 3 || (img.shape[0] != 1 && img.shape[0] != 3))
             throw new ArgumentException($"SavePng needs [C,H,W] with C = 1 or 3 (or [H,W]), got shape [{string.Join(", ", image.shape)}].", nameof(image));
+        // TorchVision's write_png takes uint8 only (it rejects floats): scale floats from 0..1 first.
         if (img.dtype != ScalarType.Byte) img = (img.to_type(ScalarType.Float32) * 255f).round().clamp(0, 255).to_type(ScalarType.Byte);
-        int c = (int)img.shape[0], h = (int)img.shape[1], w = (int)img.shape[2];
-        var hwc = img.permute(1, 2, 0).contiguous().cpu().data<byte>().ToArray();
-        var colorType = c == 1 ? SKColorType.Gray8 : SKColorType.Rgba8888;
-        using var bmp = new SKBitmap(new SKImageInfo(w, h, colorType, SKAlphaType.Opaque));
-        var px = c == 1 ? hwc : new byte[4 * h * w];
-        if (c == 3)
-            for (int i = 0; i < h * w; i++) { px[4 * i] = hwc[3 * i]; px[4 * i + 1] = hwc[3 * i + 1]; px[4 * i + 2] = hwc[3 * i + 2]; px[4 * i + 3] = 255; }
-        if (bmp.RowBytes != w * (c == 1 ? 1 : 4)) throw new InvalidOperationException($"Unexpected row padding in a {w}×{h} bitmap.");
-        System.Runtime.InteropServices.Marshal.Copy(px, 0, bmp.GetPixels(), px.Length);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100)
-            ?? throw new InvalidOperationException($"SkiaSharp could not encode a {w}×{h} PNG for '{path}'.");
-        using var file = File.Create(path);
-        data.SaveTo(file);
+        torchvision.io.write_png(img.cpu().contiguous(), path, new torchvision.io.SkiaImager());
     }
 }

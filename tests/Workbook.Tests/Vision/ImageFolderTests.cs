@@ -47,7 +47,8 @@ public class ImageFolderTests
         // PIL "L": (200·299 + 100·587 + 50·114)/1000 = 124.2 → 124.
         Assert.Equal(new byte[] { 124, 0 }, gray.data<byte>().ToArray());
 
-        var tf = new Compose(new Resize(2, 4), new ToTensor(), new Normalize(new[] { 0.5f }, new[] { 0.25f }));
+        var tf = torchvision.transforms.Compose(torchvision.transforms.Resize(2, 4, InterpolationMode.Bilinear, antialias: true),
+            torchvision.transforms.ConvertImageDtype(ScalarType.Float32), new Normalize(new[] { 0.5f }, new[] { 0.25f }));
         var (x, _) = new ImageFolder(root, tf, channels: 1).Get(0);
         Assert.Equal(new long[] { 1, 2, 4 }, x.shape);
         // Width 2 → 4 samples source columns 0, 0.25, 0.75, 1: 124, 93, 31, 0 (uint8, rounded), then (v/255 − 0.5)/0.25.

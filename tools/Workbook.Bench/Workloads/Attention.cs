@@ -1,7 +1,4 @@
-using System.Text.Json.Nodes;
-using TorchSharp;
 using Workbook.Attention;
-using static TorchSharp.torch;
 
 namespace Workbook.Bench.Workloads;
 
@@ -9,19 +6,13 @@ namespace Workbook.Bench.Workloads;
 /// Workload 4: attention forward on <c>[B, H, T, D] = [8, 8, 256, 64]</c>, no mask, no grad: the explicit
 /// <c>softmax(q kᵀ/√D) v</c> (three kernels and a T×T matrix) versus libtorch's fused scaled_dot_product_attention.
 /// </summary>
-public sealed class AttentionWorkload : IWorkload
+public sealed class AttentionWorkload() : Workload("attention",
+    "attention forward [8,8,256,64]: explicit softmax(qk^T/sqrt d)v vs fused sdpa, ms",
+    [new("attn_explicit", "ms", false), new("attn_fused", "ms", false)])
 {
-    /// <inheritdoc/>
-    public string Name => "attention";
-    /// <inheritdoc/>
-    public string Description => "attention forward [8,8,256,64]: explicit softmax(qk^T/sqrt d)v vs fused sdpa, ms";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } = [new("attn_explicit", "ms", false), new("attn_fused", "ms", false)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new()
+    public override JsonObject Parameters(bool smoke) => new()
     {
         ["shape"] = smoke ? new JsonArray(2, 2, 32, 16) : new JsonArray(8, 8, 256, 64),
         ["iters"] = smoke ? 2 : 20, ["reps"] = smoke ? 3 : 5,
@@ -86,7 +77,7 @@ public sealed class AttentionWorkload : IWorkload
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         var shape = p.Longs("shape");
         int iters = p.Int("iters"), reps = p.Int("reps");
@@ -119,19 +110,13 @@ public sealed class AttentionWorkload : IWorkload
 /// Memory bandwidth as torch sees it: <c>dst.copy_(src)</c> of a large float tensor (bytes read + bytes written per
 /// second, STREAM's "copy" convention) and <c>src.sum()</c> (bytes read per second).
 /// </summary>
-public sealed class BandwidthWorkload : IWorkload
+public sealed class BandwidthWorkload() : Workload("bandwidth",
+    "memory bandwidth: tensor copy (read+write) and sum (read), GB/s",
+    [new("copy_bandwidth", "GB/s", true), new("read_bandwidth", "GB/s", true)])
 {
-    /// <inheritdoc/>
-    public string Name => "bandwidth";
-    /// <inheritdoc/>
-    public string Description => "memory bandwidth: tensor copy (read+write) and sum (read), GB/s";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } = [new("copy_bandwidth", "GB/s", true), new("read_bandwidth", "GB/s", true)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new() { ["numel"] = smoke ? 1 << 20 : 64 << 20, ["iters"] = smoke ? 2 : 10, ["reps"] = smoke ? 3 : 5 };
+    public override JsonObject Parameters(bool smoke) => new() { ["numel"] = smoke ? 1 << 20 : 64 << 20, ["iters"] = smoke ? 2 : 10, ["reps"] = smoke ? 3 : 5 };
 
     /// <summary>Copy bandwidth (GB/s, read + write) per repetition for a tensor of <paramref name="numel"/> floats.</summary>
     public static double[] Copy(long numel, int iters, int reps)
@@ -151,7 +136,7 @@ public sealed class BandwidthWorkload : IWorkload
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         long numel = p.Int("numel");
         int iters = p.Int("iters"), reps = p.Int("reps");

@@ -1,10 +1,7 @@
-using System.Text.Json.Nodes;
-using TorchSharp;
 using Workbook.Gpt;
 using Workbook.Data;
 using Workbook.Runtime.Kernels;
 using Workbook.Quantization;
-using static TorchSharp.torch;
 
 namespace Workbook.Bench.Workloads;
 
@@ -27,19 +24,13 @@ public static class GreedyDecode
 /// n_embd 128, block 64, batch 12, dropout 0, AdamW lr 1e-3 betas (0.9, 0.99) weight decay 0.1): tokens/s. The model is
 /// the library's <see cref="GptModel"/>; the data are random ids over a 65-character vocabulary (the cost does not depend on them).
 /// </summary>
-public sealed class CharGptTrainWorkload : IWorkload
+public sealed class CharGptTrainWorkload() : Workload("chargpt",
+    "char-level GPT training, nanoGPT CPU config (4L 4H 128, block 64, batch 12, AdamW): tokens/s",
+    [new("chargpt_train", "tokens/s", true)])
 {
-    /// <inheritdoc/>
-    public string Name => "chargpt";
-    /// <inheritdoc/>
-    public string Description => "char-level GPT training, nanoGPT CPU config (4L 4H 128, block 64, batch 12, AdamW): tokens/s";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } = [new("chargpt_train", "tokens/s", true)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new()
+    public override JsonObject Parameters(bool smoke) => new()
     {
         ["vocab"] = 65, ["n_layer"] = smoke ? 2 : 4, ["n_head"] = 4, ["n_embd"] = smoke ? 32 : 128,
         ["block"] = smoke ? 16 : 64, ["batch"] = smoke ? 4 : 12, ["steps"] = smoke ? 2 : 25, ["reps"] = smoke ? 3 : 5,
@@ -53,7 +44,7 @@ public sealed class CharGptTrainWorkload : IWorkload
     };
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         int batch = p.Int("batch"), block = p.Int("block"), steps = p.Int("steps");
         torch.manual_seed(0);
@@ -118,29 +109,37 @@ public sealed class CharGptTrainWorkload : IWorkload
 /// int8 path: int8 activations too). The bound: every new token reads every float32 weight once, so tokens/s ≤ copy
 /// bandwidth ÷ weight bytes (measured right after the decode, printed beside).
 /// </summary>
-public abstract class DecodeWorkload : IWorkload
+/// <param name="name">Row prefix and --only name.</param>
+/// <param name="description">One line saying what is measured.</param>
+public abstract class DecodeWorkload(string name, string description) : Workload(name, description, RowsOf(name))
 {
-    /// <summary>Row prefix and --only name.</summary>
-    public abstract string Name { get; }
-    /// <inheritdoc/>
-    public abstract string Description { get; }
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows => [
-        new($"{Name}_decode_cache", "tokens/s", true), new($"{Name}_decode_plain", "tokens/s", true),
-        new($"{Name}_decode_bf16", "tokens/s", true), new($"{Name}_decode_int8", "tokens/s", true),
-        new($"{Name}_decode_nocache", "tokens/s", true), new($"{Name}_decode_bound", "tokens/s", true, Compare: false),
-        new($"{Name}_forward_128", "ms", false), new($"{Name}_forward_128_plain", "ms", false), new($"{Name}_prefill_128", "ms", false),
+    static RowSpec[] RowsOf(string name) => [
+        new($"{name}_decode_cache", "tokens/s", true), new($"{name}_decode_plain", "tokens/s", true),
+        new($"{name}_decode_bf16", "tokens/s", true), new($"{name}_decode_int8", "tokens/s", true),
+        new($"{name}_decode_nocache", "tokens/s", true), new($"{name}_decode_bound", "tokens/s", true, Compare: false),
+        new($"{name}_forward_128", "ms", false), new($"{name}_forward_128_plain", "ms", false), new($"{name}_prefill_128", "ms", false),
     ];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
-    /// <inheritdoc/>
-    public abstract JsonObject Parameters(bool smoke);
+
+    /// <summary>The model's shape, and the same decode/forward lengths for both models.</summary>
+    public override JsonObject Parameters(bool smoke)
+    {
+        var (vocab, positions, layers, heads, embd) = Shape(smoke);
+        return new()
+        {
+            ["vocab"] = vocab, ["n_positions"] = positions, ["n_layer"] = layers, ["n_head"] = heads, ["n_embd"] = embd,
+            ["prompt"] = smoke ? 4 : 16, ["new_tokens"] = smoke ? 8 : 64, ["forward_T"] = smoke ? 16 : 128,
+            ["reps"] = 3, ["reps_fast"] = smoke ? 3 : 5, ["copy_numel"] = smoke ? 1 << 20 : 64 << 20,
+        };
+    }
+
+    /// <summary>vocabulary, context, layers, heads, width (smoke mode: what runs in seconds).</summary>
+    protected abstract (int Vocab, int Positions, int Layers, int Heads, int Embd) Shape(bool smoke);
 
     /// <summary>The model to measure (the shipped one loads its checkpoint; GPT-2 124M is random).</summary>
     protected abstract GptModel Build(GptConfig config, out string weights);
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         // reps: the slow no-cache decode; repsFast: the cached decodes and the forwards, which are quick and noisier.
         int reps = p.Int("reps"), repsFast = p.Int("reps_fast"), newTokens = p.Int("new_tokens"), forwardT = p.Int("forward_T");
@@ -228,17 +227,11 @@ public abstract class DecodeWorkload : IWorkload
 }
 
 /// <summary>GPT-2 124M, random weights: greedy decode 16+64, forward [1,128] (see <see cref="DecodeWorkload"/>).</summary>
-public sealed class Gpt2Workload : DecodeWorkload
+public sealed class Gpt2Workload() : DecodeWorkload("gpt2",
+    "GPT-2 124M random weights: greedy decode 16+64 plain / accelerated / bf16 / int8, no cache, forward [1,128] (full and last-position logits), bandwidth bound")
 {
     /// <inheritdoc/>
-    public override string Name => "gpt2";
-    /// <inheritdoc/>
-    public override string Description => "GPT-2 124M random weights: greedy decode 16+64 plain / accelerated / bf16 / int8, no cache, forward [1,128] (full and last-position logits), bandwidth bound";
-
-    /// <inheritdoc/>
-    public override JsonObject Parameters(bool smoke) => smoke
-        ? new() { ["vocab"] = 512, ["n_positions"] = 64, ["n_layer"] = 2, ["n_head"] = 4, ["n_embd"] = 64, ["prompt"] = 4, ["new_tokens"] = 8, ["forward_T"] = 16, ["reps"] = 3, ["reps_fast"] = 3, ["copy_numel"] = 1 << 20 }
-        : new() { ["vocab"] = 50257, ["n_positions"] = 1024, ["n_layer"] = 12, ["n_head"] = 12, ["n_embd"] = 768, ["prompt"] = 16, ["new_tokens"] = 64, ["forward_T"] = 128, ["reps"] = 3, ["reps_fast"] = 5, ["copy_numel"] = 64 << 20 };
+    protected override (int Vocab, int Positions, int Layers, int Heads, int Embd) Shape(bool smoke) => smoke ? (512, 64, 2, 4, 64) : (50257, 1024, 12, 12, 768);
 
     /// <inheritdoc/>
     protected override GptModel Build(GptConfig config, out string weights)
@@ -254,17 +247,11 @@ public sealed class Gpt2Workload : DecodeWorkload
 /// our side (<c>data/gpt2-shakespeare</c>) and random weights of the same shape in PyTorch (the cost does not depend on
 /// the values): greedy decode 16+64, forward [1,128]. The shape chapter 05 measures and readers run.
 /// </summary>
-public sealed class ShippedWorkload : DecodeWorkload
+public sealed class ShippedWorkload() : DecodeWorkload("shipped",
+    "shipped 6-layer/128 GPT-2 (data/gpt2-shakespeare): greedy decode 16+64 plain / accelerated / bf16 / int8, no cache, forward [1,128], bandwidth bound")
 {
     /// <inheritdoc/>
-    public override string Name => "shipped";
-    /// <inheritdoc/>
-    public override string Description => "shipped 6-layer/128 GPT-2 (data/gpt2-shakespeare): greedy decode 16+64 plain / accelerated / bf16 / int8, no cache, forward [1,128], bandwidth bound";
-
-    /// <inheritdoc/>
-    public override JsonObject Parameters(bool smoke) => smoke
-        ? new() { ["vocab"] = 50257, ["n_positions"] = 128, ["n_layer"] = 6, ["n_head"] = 4, ["n_embd"] = 128, ["prompt"] = 4, ["new_tokens"] = 8, ["forward_T"] = 16, ["reps"] = 3, ["reps_fast"] = 3, ["copy_numel"] = 1 << 20 }
-        : new() { ["vocab"] = 50257, ["n_positions"] = 128, ["n_layer"] = 6, ["n_head"] = 4, ["n_embd"] = 128, ["prompt"] = 16, ["new_tokens"] = 64, ["forward_T"] = 128, ["reps"] = 3, ["reps_fast"] = 5, ["copy_numel"] = 64 << 20 };
+    protected override (int Vocab, int Positions, int Layers, int Heads, int Embd) Shape(bool smoke) => (50257, 128, 6, 4, 128);   // the same in smoke mode
 
     /// <inheritdoc/>
     protected override GptModel Build(GptConfig config, out string weights)

@@ -1,8 +1,5 @@
-using System.Text.Json.Nodes;
-using TorchSharp;
 using Workbook.Gpt;
 using Workbook.Quantization;
-using static TorchSharp.torch;
 
 namespace Workbook.Bench.Workloads;
 
@@ -11,25 +8,20 @@ namespace Workbook.Bench.Workloads;
 /// TorchSharp's <c>nn.MultiheadAttention</c> with the same weights (issue 3), SimpleCNN inference images/s (issue 5),
 /// and the shipped Shakespeare model's validation loss in float32 and with weight-only bf16 and int8 weights (issue 18).
 /// </summary>
-public sealed class LibraryWorkload : IWorkload
-{
-    /// <inheritdoc/>
-    public string Name => "library";
-    /// <inheritdoc/>
-    public string Description => "library figures: MHA ours vs TorchSharp [8,256,512] h=8 (ms), SimpleCNN inference (images/s), shipped GPT validation loss fp32 / bf16 / int8";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } =
+public sealed class LibraryWorkload() : Workload("library",
+    "library figures: MHA ours vs TorchSharp [8,256,512] h=8 (ms), SimpleCNN inference (images/s), shipped GPT validation loss fp32 / bf16 / int8",
     [
         new("mha_ours", "ms", false, Compare: false), new("mha_torchsharp", "ms", false, Compare: false),
         new("cnn_inference", "images/s", true, Compare: false),
         new("shipped_val_loss_fp32", "nats/token", false, Compare: false), new("shipped_val_loss_bf16", "nats/token", false, Compare: false),
         new("shipped_val_loss_int8", "nats/token", false, Compare: false),
-    ];
+    ])
+{
     /// <inheritdoc/>
-    public bool HasPyTorch => false;
+    public override bool HasPyTorch => false;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new()
+    public override JsonObject Parameters(bool smoke) => new()
     {
         ["mha"] = smoke ? new JsonArray(2, 16, 32, 4) : new JsonArray(8, 256, 512, 8),
         ["cnn_batch"] = smoke ? 16 : 256, ["val_tokens"] = smoke ? 300 : 1_000_000,
@@ -37,7 +29,7 @@ public sealed class LibraryWorkload : IWorkload
     };
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         int iters = p.Int("iters"), reps = p.Int("reps");
         torch.manual_seed(0);

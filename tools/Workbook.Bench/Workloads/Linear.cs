@@ -1,6 +1,3 @@
-using System.Text.Json.Nodes;
-using TorchSharp;
-using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
 namespace Workbook.Bench.Workloads;
@@ -12,19 +9,13 @@ namespace Workbook.Bench.Workloads;
 /// autograd node); PyTorch's <c>F.linear</c> folds the batch dimensions and fuses the bias into the GEMM (<c>addmm</c>).
 /// The second row does that fold by hand, to measure what the difference costs.
 /// </summary>
-public sealed class LinearWorkload : IWorkload
+public sealed class LinearWorkload() : Workload("linear",
+    "diagnostic: Linear 128->384 on [12,64,128], forward+backward: nn.Linear vs addmm on the folded 2-D view, ms",
+    [new("linear3d_module", "ms", false), new("linear3d_addmm", "ms", false)])
 {
-    /// <inheritdoc/>
-    public string Name => "linear";
-    /// <inheritdoc/>
-    public string Description => "diagnostic: Linear 128->384 on [12,64,128], forward+backward: nn.Linear vs addmm on the folded 2-D view, ms";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } = [new("linear3d_module", "ms", false), new("linear3d_addmm", "ms", false)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new()
+    public override JsonObject Parameters(bool smoke) => new()
     {
         ["shape"] = smoke ? new JsonArray(2, 8, 16) : new JsonArray(12, 64, 128), ["out"] = smoke ? 24 : 384,
         ["iters"] = smoke ? 2 : 200, ["reps"] = smoke ? 3 : 5,
@@ -42,7 +33,7 @@ public sealed class LinearWorkload : IWorkload
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         var shape = p.Longs("shape");
         int outF = p.Int("out"), iters = p.Int("iters"), reps = p.Int("reps");

@@ -1,7 +1,4 @@
-using System.Text.Json.Nodes;
-using TorchSharp;
 using Workbook.Gpt;
-using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
 namespace Workbook.Bench.Workloads;
@@ -12,23 +9,16 @@ namespace Workbook.Bench.Workloads;
 /// taken after the first tenth of the run; the spread column is then the range of the series (0% = perfectly flat), and
 /// the JSON keeps the whole series and the growth from the first kept sample to the last.
 /// </summary>
-public sealed class MemoryWorkload : IWorkload
-{
-    /// <inheritdoc/>
-    public string Name => "memory";
-    /// <inheritdoc/>
-    public string Description => "memory over 2,000 training steps and 500 generated tokens: RSS and live tensors (flat?)";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } =
+public sealed class MemoryWorkload() : Workload("memory",
+    "memory over 2,000 training steps and 500 generated tokens: RSS and live tensors (flat?)",
     [
         new("memory_train_rss", "MiB", false), new("memory_train_live_tensors", "tensors", false, Compare: false),
         new("memory_generate_rss", "MiB", false), new("memory_generate_live_tensors", "tensors", false, Compare: false),
-    ];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
+    ])
+{
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new()
+    public override JsonObject Parameters(bool smoke) => new()
     {
         ["train_steps"] = smoke ? 40 : 2000, ["generate_tokens"] = smoke ? 20 : 500, ["samples"] = 20,
         ["batch"] = 64, ["sizes"] = new JsonArray(784, 256, 128, 10),
@@ -68,7 +58,7 @@ public sealed class MemoryWorkload : IWorkload
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         int steps = p.Int("train_steps"), tokens = p.Int("generate_tokens"), samples = p.Int("samples"), batch = p.Int("batch");
         var sizes = p.Longs("sizes");

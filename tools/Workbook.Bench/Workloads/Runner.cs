@@ -1,9 +1,6 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 using Microsoft.DotNet.Interactive.Events;
-using TorchSharp;
 using Workbook.Runner.Kernel;
-using static TorchSharp.torch;
 using Workbook.Runtime;
 
 namespace Workbook.Bench.Workloads;
@@ -15,20 +12,15 @@ namespace Workbook.Bench.Workloads;
 /// rows are the training cell's time over the compiled loop's (1.00 = no overhead) and the kernel's start-up
 /// time; the JSON adds the first cell's time (restore and setup), which a reader pays once per kernel.
 /// </summary>
-public sealed class RunnerOverheadWorkload : IWorkload
+public sealed class RunnerOverheadWorkload() : Workload("runner",
+    "runner on the real kernel: MLP training cell vs the same code compiled (ratio), kernel start-up (s)",
+        [new("runner_loop_overhead", "x", false, Compare: false), new("runner_kernel_start", "s", false, Compare: false)])
 {
     /// <inheritdoc/>
-    public string Name => "runner";
-    /// <inheritdoc/>
-    public string Description => "runner on the real kernel: MLP training cell vs the same code compiled (ratio), kernel start-up (s)";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } =
-        [new("runner_loop_overhead", "x", false, Compare: false), new("runner_kernel_start", "s", false, Compare: false)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => false;
+    public override bool HasPyTorch => false;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new() { ["steps"] = smoke ? 5 : 300, ["reps"] = 3, ["batch"] = 64 };
+    public override JsonObject Parameters(bool smoke) => new() { ["steps"] = smoke ? 5 : 300, ["reps"] = 3, ["batch"] = 64 };
 
     /// <summary>The notebook's cells: the workbook's first cell, the model, the timed training loop (the statements of <see cref="TrainLoop.Steps"/>).</summary>
     static string[] Cells(int steps, int batch) =>
@@ -82,7 +74,7 @@ public sealed class RunnerOverheadWorkload : IWorkload
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         int steps = p.Int("steps"), batch = p.Int("batch"), reps = p.Int("reps");
         var tool = KernelTool.Locate();

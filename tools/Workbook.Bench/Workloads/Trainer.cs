@@ -1,9 +1,6 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
-using TorchSharp;
 using Workbook.Data;
 using Workbook.Training;
-using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
 namespace Workbook.Bench.Workloads;
@@ -13,22 +10,18 @@ namespace Workbook.Bench.Workloads;
 /// <see cref="BatchLoader"/>, once through <see cref="Trainer.Fit"/> and once as the bare loop a reader would write
 /// (zero_grad, forward, loss, backward, step in a dispose scope). The figure is Trainer time ÷ bare time (1.00 = free).
 /// </summary>
-public sealed class TrainerOverheadWorkload : IWorkload
+public sealed class TrainerOverheadWorkload() : Workload("trainer",
+    "Trainer overhead: one epoch of MLP training via Trainer.Fit vs a bare loop, same BatchLoader: time ratio",
+    [new("trainer_overhead", "x", false, Compare: false)])
 {
     /// <inheritdoc/>
-    public string Name => "trainer";
-    /// <inheritdoc/>
-    public string Description => "Trainer overhead: one epoch of MLP training via Trainer.Fit vs a bare loop, same BatchLoader: time ratio";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } = [new("trainer_overhead", "x", false, Compare: false)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => false;
+    public override bool HasPyTorch => false;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new() { ["steps"] = smoke ? 5 : 300, ["batch"] = 64, ["reps"] = smoke ? 3 : 5 };
+    public override JsonObject Parameters(bool smoke) => new() { ["steps"] = smoke ? 5 : 300, ["batch"] = 64, ["reps"] = smoke ? 3 : 5 };
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         int steps = p.Int("steps"), batch = p.Int("batch"), reps = p.Int("reps");
         torch.manual_seed(0);

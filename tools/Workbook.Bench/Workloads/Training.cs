@@ -1,7 +1,4 @@
-using System.Text.Json.Nodes;
-using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using F = TorchSharp.torch.nn.functional;
 
@@ -38,19 +35,13 @@ static class TrainLoop
 }
 
 /// <summary>Workload 3a: MLP 784-256-128-10 (ReLU) training with Adam, batch 64, samples/s.</summary>
-public sealed class MlpTrainWorkload : IWorkload
+public sealed class MlpTrainWorkload() : Workload("mlp",
+    "MLP 784-256-128-10 training (Adam, batch 64): samples/s",
+    [new("mlp_train", "samples/s", true)])
 {
-    /// <inheritdoc/>
-    public string Name => "mlp";
-    /// <inheritdoc/>
-    public string Description => "MLP 784-256-128-10 training (Adam, batch 64): samples/s";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } = [new("mlp_train", "samples/s", true)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new()
+    public override JsonObject Parameters(bool smoke) => new()
     {
         ["batch"] = 64, ["sizes"] = new JsonArray(784, 256, 128, 10),
         ["steps"] = smoke ? 5 : 300, ["reps"] = smoke ? 3 : 5,
@@ -69,7 +60,7 @@ public sealed class MlpTrainWorkload : IWorkload
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         var sizes = p.Longs("sizes");
         int batch = p.Int("batch");
@@ -82,25 +73,19 @@ public sealed class MlpTrainWorkload : IWorkload
 }
 
 /// <summary>Workload 3b: notebook 06's SimpleCNN (conv 1→8→16) training with Adam, batch 64 of 28×28 images, samples/s.</summary>
-public sealed class CnnTrainWorkload : IWorkload
+public sealed class CnnTrainWorkload() : Workload("cnn",
+    "SimpleCNN conv 1->8->16 training (Adam, batch 64, 28x28): samples/s",
+    [new("cnn_train", "samples/s", true)])
 {
-    /// <inheritdoc/>
-    public string Name => "cnn";
-    /// <inheritdoc/>
-    public string Description => "SimpleCNN conv 1->8->16 training (Adam, batch 64, 28x28): samples/s";
-    /// <inheritdoc/>
-    public IReadOnlyList<RowSpec> Rows { get; } = [new("cnn_train", "samples/s", true)];
-    /// <inheritdoc/>
-    public bool HasPyTorch => true;
 
     /// <inheritdoc/>
-    public JsonObject Parameters(bool smoke) => new() { ["batch"] = 64, ["steps"] = smoke ? 3 : 200, ["reps"] = smoke ? 3 : 5 };
+    public override JsonObject Parameters(bool smoke) => new() { ["batch"] = 64, ["steps"] = smoke ? 3 : 200, ["reps"] = smoke ? 3 : 5 };
 
     /// <summary>The network measured: the library's notebook-06 CNN.</summary>
     public static string ModelSource => "Workbook.Vision.SimpleCNN (conv 1->8->16, fc 784->10)";
 
     /// <inheritdoc/>
-    public IReadOnlyList<Figure> Run(JsonObject p)
+    public override IReadOnlyList<Figure> Run(JsonObject p)
     {
         int batch = p.Int("batch");
         torch.manual_seed(0);

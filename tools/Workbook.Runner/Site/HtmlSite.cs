@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Markdig.Renderers.Html;
@@ -230,9 +229,11 @@ public static partial class HtmlSite
     {
         foreach (var name in SiteAssets.Names)
         {
-            if (name.EndsWith(".md", StringComparison.Ordinal) || name == "katex/katex.min.js") continue; // build-time only
-            var target = "assets/" + (name.StartsWith("minisearch/", StringComparison.Ordinal) && name.EndsWith(".js", StringComparison.Ordinal) ? "minisearch.js" : name);
-            if (name == "katex/katex.min.css")
+            if (name.EndsWith(".md", StringComparison.Ordinal) || name == "vendor/katex/katex.min.js") continue; // build-time only
+            // Third-party files live under vendor/ in the source; the site keeps them at assets/katex/..., assets/minisearch.js.
+            var published = name.StartsWith("vendor/", StringComparison.Ordinal) ? name["vendor/".Length..] : name;
+            var target = "assets/" + (published.StartsWith("minisearch/", StringComparison.Ordinal) && published.EndsWith(".js", StringComparison.Ordinal) ? "minisearch.js" : published);
+            if (name == "vendor/katex/katex.min.css")
                 // Only the woff2 fonts are shipped: every browser that runs the site reads woff2, so drop the other formats.
                 Write(siteDir, target, KatexFontFallbacks().Replace(SiteAssets.Text(name), ""), written);
             else WriteBytes(siteDir, target, SiteAssets.Bytes(name), written);

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Jint;
 using Jint.Runtime;
 
@@ -29,7 +28,7 @@ sealed class MathRenderer
         // Strict mode off: the minified bundle is written for browsers' sloppy-mode globals.
         var engine = new Jint.Engine(o => o.Strict(false).LimitRecursion(4096).TimeoutInterval(TimeSpan.FromSeconds(30)));
         engine.Execute("var window = this, self = this;");
-        engine.Execute(SiteAssets.Text("katex/katex.min.js"));
+        engine.Execute(SiteAssets.Text("vendor/katex/katex.min.js"));
         engine.Execute(Glue);
         return (engine, engine.GetValue("__wbRender"));
     });

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using Microsoft.DotNet.Interactive.Documents;
 
 namespace Workbook.Runner.Sources;
