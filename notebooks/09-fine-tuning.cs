@@ -480,10 +480,14 @@ display(new DataFrame(
     new DoubleDataFrameColumn("from scratch %", labelCounts.Select(n => Math.Round(100 * Acc("from scratch", n), 1))),
     new DoubleDataFrameColumn("frozen features %", labelCounts.Select(n => Math.Round(100 * Acc("frozen features", n), 1))),
     new DoubleDataFrameColumn("full fine-tuning %", labelCounts.Select(n => Math.Round(100 * Acc("full fine-tuning", n), 1)))));
-Claim.AtLeast("with 100 labels, fine-tuning the Fashion-MNIST CNN beats training from scratch by at least 5 points", Acc("full fine-tuning", 100) - Acc("from scratch", 100), full: 0.05)
+double transferGap = labelCounts.SelectMany(n => new[] { "frozen features", "full fine-tuning" }.Select(m => Math.Abs(Acc(m, n) - Acc("from scratch", n)))).Max();
+double labelGain = visionMethods.Min(m => Acc(m, labelCounts[1]) - Acc(m, labelCounts[0]));
+display(Claim.AtLeast("from scratch, 100 labelled digits already get most test digits right", Acc("from scratch", labelCounts[0]), full: 0.5));
+display(Claim.AtMost("pretraining on Fashion-MNIST moves the MNIST test accuracy by at most 3 points at every label count (largest |difference| from scratch)", transferGap, full: 0.03));
+Claim.AtLeast("going from 100 to 1,000 labels lifts every method by at least 10 points (smallest gain)", labelGain, full: 0.10)
 
 // %% [markdown]
-// With few labels, pretrained features help most. A network trained from scratch on 100 digits has seen too few strokes to learn good filters, while the Fashion-MNIST filters (edges, blobs, bars) serve digits too. With 6,000 labels the digits alone are enough, and the gap closes. Frozen features are limited to what the clothes taught the filters; fine-tuning them helps once there are enough labels to move them without overfitting.
+// Measured, the folklore does not hold here: pretraining on clothes moves the digits' test accuracy by about a point at any number of labels, while ten times more labels lift every method by more than ten points. Two reasons. MNIST is easy for a CNN: 300 steps on 100 digits already get most test digits right, so a network trained from scratch learns usable stroke filters from the digits themselves. And this CNN's Fashion-MNIST filters are few (8 and 16 channels) and generic (edges, blobs, bars): the digits teach the same ones. Transfer pays when the features took far more data to learn than the new task has labels, as with the GPT above: it read all of tiny Shakespeare (1.1 MB) and then had seconds of training on the Psalms. Frozen features keep what the clothes taught; full fine-tuning may move them, which at this budget changes little.
 //
 // ## Exercises
 //

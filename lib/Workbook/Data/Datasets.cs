@@ -16,6 +16,11 @@ public sealed record DatasetFile(string Dataset, string FileName, IReadOnlyList<
 /// Fashion-MNIST train and test sets and the MNIST test set, so everything works offline), then in the download
 /// cache (<c>WORKBOOK_CACHE</c>, default <c>~/.cache/workbook</c>), and only then downloaded from the canonical
 /// addresses with checksum verification and resume (<see cref="Downloader"/>).
+/// <para>
+/// Ours rather than TorchVision's <c>datasets.FashionMNIST</c>/<c>MNIST</c>: TorchVision 0.107 scales pixels by 1/256
+/// (white is 0.996, not PyTorch's 1.0) and applies the parameter named <c>target_transform</c> to the image (both
+/// pinned in TorchVisionQuirkTests); ours also finds the repository's <c>data/</c> copy and checks every file's hash.
+/// </para>
 /// </summary>
 public static class Datasets
 {
