@@ -417,7 +417,7 @@ Claim.AtMost("… but by less than 15 points: the margin is small (points, best 
 // Every run takes the same number of optimizer steps. First the pretraining, on Fashion-MNIST:
 
 // %%
-var fashion = Datasets.FashionMnist(train: true, limit: Notebook.Pick<int?>(quick: 6000, full: null));
+var fashion = Datasets.FashionMnist(train: true, limit: Notebook.Pick<int?>(quick: 3000, full: null));
 Notebook.Reseed(11);
 var fashionCnn = new SimpleCNN();
 var fashionTrainer = new Trainer(fashionCnn, Optimizers.Adam(fashionCnn.parameters(), 2e-3), Losses.CrossEntropy) { Epochs = Notebook.Pick(quick: 1, full: 2) };
@@ -432,7 +432,7 @@ var mnistTrainPool = mnist.Subset(order.Take(6000).ToArray());
 var mnistVal = mnist.Subset(order.Skip(6000).Take(2000).ToArray());
 var mnistTest = mnist.Subset(order.Skip(8000).ToArray());
 int[] labelCounts = Notebook.Pick(quick: new[] { 100, 1000 }, full: new[] { 100, 1000, 6000 });
-int visionSteps = Notebook.Pick(quick: 40, full: 300);
+int visionSteps = Notebook.Pick(quick: 25, full: 300);
 string[] visionMethods = ["from scratch", "frozen features", "full fine-tuning"];
 SimpleCNN Transfer(bool pretrained)
 {

@@ -141,7 +141,7 @@ Claim.Close("without detach, D's loss sends G exactly the opposite of G's own gr
 var fashion = Datasets.FashionMnist(train: true, limit: Notebook.Pick<int?>(quick: 5000, full: null));
 var realImages = fashion.Inputs * 2 - 1;
 int latent = 64, ganBatch = 64;
-int ganSteps = Notebook.Pick(quick: 150, full: 2500);
+int ganSteps = Notebook.Pick(quick: 100, full: 2500);
 var fixedZ = randn(64, latent, generator: new Generator(99));
 (GanTrainer Trainer, List<(int Step, Tensor Samples)> Snapshots, double Seconds) TrainGan(int steps, double lrG, int generatorSteps, int seed, int snapshots = 4)
 {
@@ -239,7 +239,7 @@ Claim.AtLeast("the judge's label entropy over generated samples is at least 1.9 
 // In **mode collapse**, G produces only a few kinds of sample, whatever z is. The mechanism is in the game itself. Against a *fixed* D, G's best response is to put all its samples on the single point D finds most real. Only D's reaction, rejecting that point, moves G on. So we make G too strong for D: **ten generator updates per discriminator update**, at a 5× higher learning rate (1e-3). G chases D's current favourite before D can respond.
 
 // %% tags=["errata-13-correct"]
-int collapseSteps = Notebook.Pick(quick: 40, full: 400);
+int collapseSteps = Notebook.Pick(quick: 20, full: 400);
 var (collapsed, collapsedShots, collapseSeconds) = TrainGan(collapseSteps, lrG: 1e-3, generatorSteps: 10, seed: 1, snapshots: 2);
 var collapsedJudged = Judge(Generate(collapsed, 1000, 7));
 display(Plot.Grid([VisionPlot.ImageGrid(ToUnit(collapsedShots[^1].Samples.narrow(0, 0, 16)), columns: 4, title: "10 G steps per D step"),
