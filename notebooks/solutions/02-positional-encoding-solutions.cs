@@ -33,7 +33,7 @@ double DiagonalSpread(Tensor s) => Enumerable.Range(-(int)s.shape[0] + 2, 2 * (i
 // %% [markdown]
 // ## 1. Where is the relative part?
 //
-// $(x_m + p_m)^\top A (x_n + p_n) = \underbrace{x_m^\top A x_n}_{\text{content}} + \underbrace{x_m^\top A p_n}_{\text{content→position}} + \underbrace{p_m^\top A x_n}_{\text{position→content}} + \underbrace{p_m^\top A p_n}_{\text{position–position}}$.
+// $(x_m + p_m)^\top A (x_n + p_n) = \underbrace{x_m^\top A x_n}_{\text{content}} + \underbrace{x_m^\top A p_n}_{\text{content}\to\text{position}} + \underbrace{p_m^\top A x_n}_{\text{position}\to\text{content}} + \underbrace{p_m^\top A p_n}_{\text{position–position}}$.
 //
 // Only the last term involves both positions. Pair by pair, $p$ is $(\sin\omega m, \cos\omega m)$; if $A$'s 2×2 block for that pair is a rotation-and-scaling $\begin{pmatrix} a & b \\ -b & a\end{pmatrix}$ (for example $A = I$), then $p_m^\top A p_n = a\cos\omega(m-n) + b\sin\omega(m-n)$: relative. A general $A$ mixes sin and cos of different frequencies and is not.
 
