@@ -1,5 +1,6 @@
 using TorchSharp;
 using Workbook.IO;
+using Workbook.Tests.Attention;
 using Workbook.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,12 +24,7 @@ public class OptimizerGoldenTests
         _ => throw new ArgumentException(name),
     };
 
-    static void AssertClose(Tensor expected, Tensor actual, string what)
-    {
-        Assert.Equal(expected.shape, actual.shape);
-        double diff = (expected - actual.detach()).abs().max().item<float>();
-        Assert.True(diff <= Atol, $"{what}: max |diff| = {diff:E3} > {Atol:E0}");
-    }
+    static void AssertClose(Tensor expected, Tensor actual, string what) => Golden.AssertClose(expected, actual.detach(), Atol, what);
 
     [Theory]
     [MemberData(nameof(Names))]

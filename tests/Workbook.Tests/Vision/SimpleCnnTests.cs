@@ -1,5 +1,6 @@
 using TorchSharp;
 using Workbook.IO;
+using Workbook.Tests.Attention;
 using Workbook.Vision;
 using static TorchSharp.torch;
 
@@ -7,12 +8,7 @@ namespace Workbook.Tests.Vision;
 
 public class SimpleCnnTests
 {
-    static void AssertClose(Tensor expected, Tensor actual, double atol, string what)
-    {
-        Assert.Equal(expected.shape, actual.shape);
-        double diff = (expected - actual).abs().max().item<float>();
-        Assert.True(diff <= atol, $"{what}: max |diff| = {diff:G3} > {atol}");
-    }
+    static void AssertClose(Tensor expected, Tensor actual, double atol, string what) => Golden.AssertClose(expected, actual, atol, what);
 
     static (SimpleCNN Model, Dictionary<string, Tensor> Golden) LoadGolden()
     {
