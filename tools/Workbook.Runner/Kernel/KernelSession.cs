@@ -48,8 +48,15 @@ public sealed class KernelSession : IAsyncDisposable
     // Kernels still running. A runner stopped by Ctrl+C, SIGTERM (a CI timeout, `kill`) or SIGHUP takes them with it:
     // without this, the kernel (a separate process) would go on running the notebook's cell, orphaned.
     static readonly ConcurrentDictionary<int, Process> Live = new();
+    // The handler exits itself (128 + the signal's number, as a shell reports it) rather than leaving the exit to the
+    // runtime's default action: once the kernels are gone there is nothing left to wait for.
     static readonly PosixSignalRegistration[] Signals =
-        [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(s => PosixSignalRegistration.Create(s, _ => KillLive()))];
+        [.. new[] { (PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1) }.Select(s => PosixSignalRegistration.Create(s.Item1, context =>
+        {
+            KillLive();
+            context.Cancel = true;
+            Environment.Exit(128 + s.Item2);
+        }))];
 
     static KernelSession() => AppDomain.CurrentDomain.ProcessExit += (_, _) => KillLive();
 
