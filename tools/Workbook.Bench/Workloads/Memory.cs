@@ -1,3 +1,4 @@
+using Workbook.Runtime;
 using Workbook.Gpt;
 using F = TorchSharp.torch.nn.functional;
 
@@ -8,6 +9,12 @@ namespace Workbook.Bench.Workloads;
 /// steps and over 500 greedily generated tokens (a char-GPT with the KV cache). The figure is the median of the samples
 /// taken after the first tenth of the run; the spread column is then the range of the series (0% = perfectly flat), and
 /// the JSON keeps the whole series and the growth from the first kept sample to the last.
+/// Each sample is taken right after a full garbage collection, so RSS counts what the process holds, as it does for
+/// PyTorch, whose reference counting frees at once. Without it, RSS also counts the managed garbage not yet collected: a
+/// training step leaves about 10 KB of it (tensor handles, scopes, the optimizer's loop), and .NET sizes its first
+/// generation from the L3 cache (tens of MB on this Xeon), so over 2,000 steps no collection came at all and RSS climbed
+/// 22 MiB in a straight line, falling back at the first collection (flat with <c>DOTNET_GCgen0size=0x800000</c>). The
+/// JSON's <c>gen0_collections_unforced</c> counts the collections the run would have had by itself.
 /// </summary>
 public sealed class MemoryWorkload() : Workload("memory",
     "memory over 2,000 training steps and 500 generated tokens: RSS and live tensors (flat?)",
@@ -24,6 +31,18 @@ public sealed class MemoryWorkload() : Workload("memory",
         ["batch"] = 64, ["sizes"] = new JsonArray(784, 256, 128, 10),
         ["vocab"] = 65, ["n_positions"] = 1024, ["n_layer"] = smoke ? 2 : 4, ["n_head"] = 4, ["n_embd"] = smoke ? 32 : 128, ["prompt"] = 16,
     };
+
+    static int s_forced;
+
+    /// <summary>RSS after a full collection (see the class summary).</summary>
+    static double CollectedRssMiB()
+    {
+        s_forced += 2;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return Stats.RssMiB();
+    }
 
     /// <summary>Turns a sampled series into a figure: drop the first tenth (warm-up), keep the rest and the growth.</summary>
     static Figure Series(string name, List<double> series, JsonObject? more = null)
@@ -66,6 +85,8 @@ public sealed class MemoryWorkload() : Workload("memory",
         var trainLive = new List<double>();
         JsonObject? trainFirst = null, trainLast = null;
         torch.manual_seed(0);
+        s_forced = 0;
+        int gcTrain = GC.CollectionCount(0);
         using (var mlp = MlpTrainWorkload.Build(sizes))
         using (var opt = optim.Adam(mlp.parameters(), lr: 1e-3))
         using (var x = randn(batch, sizes[0]))
@@ -83,12 +104,15 @@ public sealed class MemoryWorkload() : Workload("memory",
                 }
                 if (s % every == 0)
                 {
-                    trainRss.Add(Stats.RssMiB()); trainLive.Add(Stats.LiveTensors());
+                    trainRss.Add(CollectedRssMiB()); trainLive.Add(Stats.LiveTensors());
                     if (trainRss.Count == Math.Max(1, samples / 10) + 1) trainFirst = Stats.RssBreakdown(40); // the first kept sample
                 }
             }
             trainLast = Stats.RssBreakdown(40);
         }
+        gcTrain = GC.CollectionCount(0) - gcTrain - s_forced;
+        s_forced = 0;
+        int gcGenerate = GC.CollectionCount(0);
 
         var genRss = new List<double>();
         var genLive = new List<double>();
@@ -104,14 +128,16 @@ public sealed class MemoryWorkload() : Workload("memory",
             foreach (var step in TextGenerator.GenerateIds(model, [prompt], options, eosId: null))
                 if ((step.Step + 1) % every == 0)
                 {
-                    genRss.Add(Stats.RssMiB()); genLive.Add(Stats.LiveTensors());
+                    genRss.Add(CollectedRssMiB()); genLive.Add(Stats.LiveTensors());
                     if (genRss.Count == Math.Max(1, samples / 10) + 1) genFirst = Stats.RssBreakdown(40);
                 }
         }
         var genLast = Stats.RssBreakdown(40);
-        return [Series("memory_train_rss", trainRss, new JsonObject { ["rss_breakdown"] = Top(trainLast!), ["growth_by_mapping"] = Difference(trainFirst!, trainLast!) }),
+        gcGenerate = GC.CollectionCount(0) - gcGenerate - s_forced;
+        var heap = NativeHeap.State ?? "not tuned";
+        return [Series("memory_train_rss", trainRss, new JsonObject { ["rss_breakdown"] = Top(trainLast!), ["growth_by_mapping"] = Difference(trainFirst!, trainLast!), ["gen0_collections_unforced"] = gcTrain, ["native_heap"] = heap }),
                 Series("memory_train_live_tensors", trainLive),
-                Series("memory_generate_rss", genRss, new JsonObject { ["rss_breakdown"] = Top(genLast), ["growth_by_mapping"] = Difference(genFirst!, genLast) }),
+                Series("memory_generate_rss", genRss, new JsonObject { ["rss_breakdown"] = Top(genLast), ["growth_by_mapping"] = Difference(genFirst!, genLast), ["gen0_collections_unforced"] = gcGenerate, ["native_heap"] = heap }),
                 Series("memory_generate_live_tensors", genLive)];
     }
 }
