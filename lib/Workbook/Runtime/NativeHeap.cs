@@ -3,22 +3,18 @@ using System.Runtime.InteropServices;
 namespace Workbook.Runtime;
 
 /// <summary>
-/// Keeps the native heap flat over long training runs on Linux (glibc). libtorch allocates every tensor with
-/// <c>posix_memalign</c>. glibc serves blocks above its mmap threshold with <c>mmap</c> and returns them to the system
-/// when they are freed, but that threshold is dynamic: after the first such block is freed it rises to that block's size
-/// (up to 32 MiB), and from then on tensors of that size are carved from the <c>brk</c> heap, where aligned blocks freed
-/// in a different order than they were taken fragment it. On the bench's 784-256-128-10 MLP (Adam, batch 64; its 0.8 MB
-/// gradients are freed and re-made every step) the heap grew 148 MiB over 2,000 steps, +78 % of the process's RSS, with
-/// the live tensor count flat. <see cref="Tune"/> fixes the threshold (which also turns off its dynamic rise):
-/// <list type="bullet">
-/// <item>256 KiB: the heap grew 4 MiB over the same run, and training ran as fast as with glibc's default within the
-/// bench's noise (MLP, char-GPT, CNN; 2-core Xeon, 2026-12-02);</item>
-/// <item>128 KiB (glibc's starting value) also stays flat but was 30–40 % slower on the char-GPT and the CNN: every
-/// activation of 128–256 KiB then pays an <c>mmap</c> and its page faults;</item>
-/// <item>1 MiB keeps the 0.8 MB gradients on the heap, which then grew 452 MiB.</item>
-/// </list>
-/// A threshold the user set (<c>MALLOC_MMAP_THRESHOLD_</c>) is left alone; <c>WORKBOOK_MALLOC=off</c> skips the tuning.
-/// Other C libraries (musl) and other systems are left as they are.
+/// An opt-in fix for native heap growth over long training runs on Linux (glibc); off unless <c>WORKBOOK_MALLOC=on</c>.
+/// libtorch allocates every tensor with <c>posix_memalign</c>. glibc serves blocks above its mmap threshold with
+/// <c>mmap</c> and returns them when they are freed, but that threshold is dynamic: after the first such block is freed
+/// it rises to that block's size (up to 32 MiB), and from then on tensors of that size are carved from the <c>brk</c>
+/// heap, which fragments. On the bench's 784-256-128-10 MLP (Adam, batch 64; its 0.8 MB gradients are freed and re-made
+/// every step) the heap grew 148 MiB over 2,000 steps, with the live tensor count flat. <see cref="Tune"/> fixes the
+/// threshold at 256 KiB (which also turns off its dynamic rise), and the heap then grew 4 MiB over the same run.
+/// Why it is not on by default: every tensor of 256 KiB or more then pays an <c>mmap</c>, its page faults and a
+/// <c>munmap</c>. The bench's small training loops hardly noticed, but the workbook's CNN chapters did: on the same quiet
+/// 2-core Xeon (2026-12-02) chapter 06 took 236 s in Full against 144 s, solutions/06 531 s against 261 s, chapter 07 226 s
+/// against 170 s. 128 KiB was slower still; 1 MiB kept the 0.8 MB gradients on the heap, which then grew 452 MiB.
+/// A threshold the user set (<c>MALLOC_MMAP_THRESHOLD_</c>) is left alone; other C libraries and systems too.
 /// </summary>
 public static class NativeHeap
 {
@@ -33,7 +29,7 @@ public static class NativeHeap
     /// <summary>What <see cref="Tune"/> did ("M_MMAP_THRESHOLD = 262144 (glibc 2.36)", "left alone: …"), or null before it ran.</summary>
     public static string? State => _state;
 
-    /// <summary>Sets glibc's mmap threshold once per process (see the class summary); never throws.</summary>
+    /// <summary>With <c>WORKBOOK_MALLOC=on</c>, sets glibc's mmap threshold once per process (see the class summary); never throws.</summary>
     public static string Tune()
     {
         lock (Gate)
@@ -46,8 +42,8 @@ public static class NativeHeap
     static string TuneOnce()
     {
         if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return "left alone: not Linux";
-        if (string.Equals(Environment.GetEnvironmentVariable("WORKBOOK_MALLOC"), "off", StringComparison.OrdinalIgnoreCase))
-            return "left alone: WORKBOOK_MALLOC=off";
+        if (!string.Equals(Environment.GetEnvironmentVariable("WORKBOOK_MALLOC"), "on", StringComparison.OrdinalIgnoreCase))
+            return "left alone: glibc's default (WORKBOOK_MALLOC=on fixes the threshold)";
         if (Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is { Length: > 0 } user)
             return $"left alone: MALLOC_MMAP_THRESHOLD_={user} set by the user";
         try

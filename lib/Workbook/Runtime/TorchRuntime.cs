@@ -55,7 +55,7 @@ public static class TorchRuntime
             if (_report is not null) return _report;
             try
             {
-                NativeHeap.Tune(); // before libtorch allocates: keeps the native heap flat (see NativeHeap)
+                NativeHeap.Tune(); // before libtorch allocates; opt-in (WORKBOOK_MALLOC=on, see NativeHeap)
                 _report = PrepareNative();
                 InitializeBackend();
                 return _report;

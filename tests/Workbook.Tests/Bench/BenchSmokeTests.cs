@@ -59,6 +59,24 @@ public class BenchSmokeTests
         Directory.Delete(outDir, recursive: true);
     }
 
+    /// <summary>
+    /// WORKBOOK_MALLOC=on reaches glibc in a process of its own (mallopt is process-wide and would slow the CNN tests
+    /// here: see Workbook.Runtime.NativeHeap), and the memory workload reports what was set.
+    /// </summary>
+    [Fact]
+    public void Malloc_opt_in_sets_the_mmap_threshold_in_a_fresh_process()
+    {
+        if (!OperatingSystem.IsLinux() || Workbook.Runtime.NativeHeap.Info() is null) return; // glibc only
+        var outDir = Path.Combine(Path.GetTempPath(), $"workbook-bench-malloc-{Environment.ProcessId}");
+        if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        var (code, output) = RunBench(outDir, ["--only", "memory", "--no-pytorch"], [("WORKBOOK_MALLOC", "on"), ("MALLOC_MMAP_THRESHOLD_", "")]);
+        Assert.True(code == 0, $"bench --smoke --only memory exited {code}:\n{output}");
+        var rows = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "bench.json")))!["rows"]!.AsArray();
+        var heap = rows.First(r => r!["name"]!.GetValue<string>() == "memory_train_rss")!["torchsharp"]!["extra"]!["native_heap"]!.GetValue<string>();
+        Assert.StartsWith($"M_MMAP_THRESHOLD = {Workbook.Runtime.NativeHeap.MmapThreshold} (glibc ", heap);
+        Directory.Delete(outDir, recursive: true);
+    }
+
     static void AssertPositive(JsonNode? figure, string what)
     {
         Assert.True(figure is JsonObject, $"{what}: no figure");
@@ -69,7 +87,7 @@ public class BenchSmokeTests
     }
 
     /// <summary>Runs the built bench (same configuration as these tests) if present, else `dotnet run` builds it.</summary>
-    static (int Code, string Output) RunBench(string outDir)
+    static (int Code, string Output) RunBench(string outDir, string[]? extraArgs = null, (string Name, string Value)[]? env = null)
     {
         var repo = TestSetup.RepoRoot;
         var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
@@ -77,7 +95,8 @@ public class BenchSmokeTests
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = repo };
         if (File.Exists(dll)) psi.ArgumentList.Add(dll);
         else foreach (var a in new[] { "run", "--project", Path.Combine(repo, "tools", "Workbook.Bench"), "-c", config, "--" }) psi.ArgumentList.Add(a);
-        foreach (var a in new[] { "--smoke", "--out", outDir }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "--smoke", "--out", outDir }.Concat(extraArgs ?? [])) psi.ArgumentList.Add(a);
+        foreach (var (name, value) in env ?? []) psi.Environment[name] = value;
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEndAsync();
