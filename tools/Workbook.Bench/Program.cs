@@ -83,7 +83,7 @@ namespace Workbook.Bench
             var info = new JsonObject
             {
                 ["smoke"] = smoke, ["threads"] = threads, ["started_utc"] = DateTime.UtcNow.ToString("o"),
-                ["machine"] = new JsonObject { ["cores"] = Environment.ProcessorCount, ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
+                ["machine"] = new JsonObject { ["cores"] = Environment.ProcessorCount, ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription, ["cpu"] = CpuModel() },
                 ["torchsharp"] = new JsonObject
                 {
                     ["version"] = typeof(torch).Assembly.GetName().Version?.ToString(), ["libtorch"] = torch.__version__,
@@ -91,7 +91,7 @@ namespace Workbook.Bench
                 },
                 ["pytorch"] = py?.Info ?? (JsonNode)JsonValue.Create(pytorch ? $"not available: {PyTorchSide.LastProbeError}" : "disabled (--no-pytorch)")!,
             };
-            Console.WriteLine($"Workbook bench{(smoke ? " (smoke: tiny sizes, figures mean nothing)" : "")}: {threads} threads, {Environment.ProcessorCount} cores, output {outDir}");
+            Console.WriteLine($"Workbook bench{(smoke ? " (smoke: tiny sizes, figures mean nothing)" : "")}: {threads} threads, {Environment.ProcessorCount} cores ({CpuModel()}), output {outDir}");
             Console.WriteLine($"  TorchSharp {info["torchsharp"]!["version"]} (libtorch {torch.__version__}), .NET {Environment.Version}");
             Console.WriteLine(py is null
                 ? $"  PyTorch: {(pytorch ? $"not available ({PyTorchSide.LastProbeError}); TorchSharp only" : "disabled")}"
@@ -219,6 +219,20 @@ namespace Workbook.Bench
                     sb.AppendLine($"{r["name"]}: {ex.ToJsonString()}");
             }
             return sb.ToString();
+        }
+
+        /// <summary>"Intel(R) Xeon(R) Processor, AVX-512" from /proc/cpuinfo: the ratios depend on it (oneMKL and OpenBLAS pick kernels by it).</summary>
+        static string CpuModel()
+        {
+            try
+            {
+                var lines = File.ReadLines("/proc/cpuinfo").Take(64).ToList();
+                var model = lines.FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?";
+                var flags = lines.FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
+                return model + (flags.Contains(" avx512f", StringComparison.Ordinal) ? ", AVX-512" : flags.Contains(" avx2", StringComparison.Ordinal) ? ", AVX2" : "");
+            }
+            catch (IOException) { return "unknown CPU"; }
+            catch (UnauthorizedAccessException) { return "unknown CPU"; }
         }
 
         static string Next(string[] args, ref int i) =>
